@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS fieldseal_keys;
+DROP TABLE IF EXISTS fieldseal_keyring;

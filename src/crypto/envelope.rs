@@ -1,0 +1,210 @@
+//! The ciphertext format, v1, and AES-256-GCM seal/open.
+//!
+//! ```text
+//! 0      1          5              17                      len-16    len
+//! | ver  | key id   | nonce (96b)  | AES-256-GCM ciphertext | tag (128b) |
+//!   0x01   u32 BE     random
+//! AAD = "fieldseal:v1:" || key id (u32 BE) || ":" || context
+//! ```
+//!
+//! The context (normally `table.column`) is authenticated but not stored:
+//! a value copied into another column fails to open there. The header
+//! bytes themselves are authenticated through the AAD (the key id) and the
+//! nonce, so no header bit can change unnoticed.
+//!
+//! # Security
+//!
+//! Nonces are 96 random bits from the operating system for every seal. By
+//! the birthday bound, one key must not seal more than 2^32 values; rotate
+//! data keys well before that (`fieldseal keys status` reports counts).
+
+use super::key::SecretKey;
+use crate::error::{DecryptError, DecryptErrorKind, Error};
+use aes_gcm::aead::{rand_core::RngCore, AeadInPlace, KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use std::fmt;
+
+/// Version byte of the format described in this module.
+pub const VERSION_V1: u8 = 0x01;
+/// Bytes before the ciphertext: version, key id, nonce.
+pub const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+/// AES-GCM nonce length.
+pub const NONCE_LEN: usize = 12;
+/// AES-GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// Total bytes a ciphertext adds to its plaintext (33).
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+
+const AAD_PREFIX: &[u8] = b"fieldseal:v1:";
+
+/// One data key, ready to seal and open: its id and the expanded cipher.
+pub struct DataKey {
+    id: u32,
+    cipher: Aes256Gcm,
+}
+
+impl DataKey {
+    /// Builds the cipher for `secret` under key id `id`. The cipher's
+    /// expanded key zeroizes on drop (aes-gcm's `zeroize` feature).
+    pub fn new(id: u32, secret: SecretKey) -> Self {
+        let cipher = Aes256Gcm::new(secret.expose().into());
+        DataKey { id, cipher }
+    }
+
+    /// This key's id, as written into every ciphertext header.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Seals `plaintext` for `context` with a fresh random nonce.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for plaintexts over AES-GCM's 64 GiB limit.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        self.seal_with_nonce(context, nonce, plaintext)
+    }
+
+    /// Seals with a caller-chosen nonce. Only for known-answer tests:
+    /// reusing a nonce under one key destroys AES-GCM's security.
+    #[doc(hidden)]
+    pub fn seal_with_nonce(
+        &self,
+        context: &str,
+        nonce: [u8; NONCE_LEN],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+        out.push(VERSION_V1);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce),
+                &aad(self.id, context),
+                &mut out[HEADER_LEN..],
+            )
+            .map_err(|_| Error::TooLarge)?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Opens a ciphertext whose header names this key.
+    pub(crate) fn open(&self, context: &str, ciphertext: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, context))?;
+        let body_end = ciphertext.len() - TAG_LEN;
+        let mut plaintext = ciphertext[HEADER_LEN..body_end].to_vec();
+        self.cipher
+            .decrypt_in_place_detached(
+                Nonce::from_slice(&header.nonce),
+                &aad(header.key_id, context),
+                &mut plaintext,
+                Tag::from_slice(&ciphertext[body_end..]),
+            )
+            .map_err(|_| DecryptError::new(DecryptErrorKind::AuthenticationFailed, context))?;
+        Ok(plaintext)
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parsed fixed-size header of a v1 ciphertext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Id of the data key that sealed the value.
+    pub key_id: u32,
+    /// The random nonce.
+    pub nonce: [u8; NONCE_LEN],
+}
+
+impl Header {
+    /// Reads the header, checking version and minimum length.
+    ///
+    /// # Errors
+    /// [`DecryptErrorKind::Malformed`] when the bytes cannot be a v1 value.
+    pub fn parse(ciphertext: &[u8]) -> Result<Self, DecryptErrorKind> {
+        if ciphertext.len() < OVERHEAD {
+            return Err(DecryptErrorKind::Malformed(
+                "shorter than the 33-byte minimum",
+            ));
+        }
+        if ciphertext[0] != VERSION_V1 {
+            return Err(DecryptErrorKind::Malformed("unknown format version"));
+        }
+        let mut id = [0u8; 4];
+        id.copy_from_slice(&ciphertext[1..5]);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&ciphertext[5..HEADER_LEN]);
+        Ok(Header {
+            key_id: u32::from_be_bytes(id),
+            nonce,
+        })
+    }
+}
+
+fn aad(key_id: u32, context: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AAD_PREFIX.len() + 5 + context.len());
+    aad.extend_from_slice(AAD_PREFIX);
+    aad.extend_from_slice(&key_id.to_be_bytes());
+    aad.push(b':');
+    aad.extend_from_slice(context.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u32, byte: u8) -> DataKey {
+        DataKey::new(id, SecretKey::from_bytes(&mut [byte; 32]))
+    }
+
+    #[test]
+    fn two_seals_differ_and_both_open() {
+        let k = key(1, 7);
+        let a = k.seal("t.c", b"same").unwrap();
+        let b = k.seal("t.c", b"same").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(k.open("t.c", &a).unwrap(), b"same");
+        assert_eq!(k.open("t.c", &b).unwrap(), b"same");
+        assert_eq!(a.len(), 4 + OVERHEAD);
+    }
+
+    #[test]
+    fn context_is_bound() {
+        let k = key(1, 7);
+        let sealed = k.seal("users.email", b"x@example.com").unwrap();
+        let err = k.open("users.name", &sealed).unwrap_err();
+        assert_eq!(err.kind, DecryptErrorKind::AuthenticationFailed);
+        assert_eq!(err.context, "users.name");
+    }
+
+    #[test]
+    fn short_and_unknown_version_are_malformed() {
+        let k = key(1, 7);
+        assert!(matches!(
+            k.open("t.c", &[1u8; 32]).unwrap_err().kind,
+            DecryptErrorKind::Malformed(_)
+        ));
+        let mut sealed = k.seal("t.c", b"").unwrap();
+        sealed[0] = 2;
+        assert!(matches!(
+            k.open("t.c", &sealed).unwrap_err().kind,
+            DecryptErrorKind::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn debug_shows_id_only() {
+        assert_eq!(format!("{:?}", key(9, 1)), "DataKey { id: 9, .. }");
+    }
+}

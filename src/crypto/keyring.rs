@@ -1,0 +1,238 @@
+//! The keyring: data keys by id (one active for sealing, all for opening)
+//! and blind-index keys by version.
+//!
+//! Build one with [`Keyring::from_env`] (single-key mode, `FIELDSEAL_KEYS`),
+//! from a key store (envelope mode, [`crate::keystore::KeyStore`]), or with
+//! [`Keyring::new`]; then [`install`](crate::install_keyring) it so the
+//! Diesel column types can use it.
+
+use super::blind_index::{self, BLIND_INDEX_LEN};
+use super::envelope::{DataKey, Header};
+use super::key::SecretKey;
+use crate::error::{DecryptError, Error, Result};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Data keys and blind-index keys. Key bytes zeroize when it is dropped;
+/// `Debug` shows ids only.
+pub struct Keyring {
+    data: BTreeMap<u32, DataKey>,
+    active: u32,
+    index: BTreeMap<u32, SecretKey>,
+}
+
+impl Keyring {
+    /// A keyring from data keys and blind-index keys. The highest data key
+    /// id is active for sealing; the highest index version is current.
+    ///
+    /// # Errors
+    /// [`Error::EmptyKeyring`] without any data key.
+    pub fn new(
+        data_keys: impl IntoIterator<Item = (u32, SecretKey)>,
+        index_keys: impl IntoIterator<Item = (u32, SecretKey)>,
+    ) -> Result<Self> {
+        let data: BTreeMap<u32, DataKey> = data_keys
+            .into_iter()
+            .map(|(id, key)| (id, DataKey::new(id, key)))
+            .collect();
+        let active = *data.keys().next_back().ok_or(Error::EmptyKeyring)?;
+        Ok(Keyring {
+            data,
+            active,
+            index: index_keys.into_iter().collect(),
+        })
+    }
+
+    /// A keyring with one fresh random data key (id 1) and one fresh
+    /// index key (version 1): for tests and throwaway databases.
+    pub fn generate() -> Self {
+        Keyring {
+            data: BTreeMap::from([(1, DataKey::new(1, SecretKey::generate()))]),
+            active: 1,
+            index: BTreeMap::from([(1, SecretKey::generate())]),
+        }
+    }
+
+    /// Single-key mode: reads `FIELDSEAL_KEYS` (`id:base64,id:base64`, the
+    /// highest id active) and the optional `FIELDSEAL_INDEX_KEY` (base64)
+    /// from the environment, after loading `.env` if there is one.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable and entry that is wrong; the
+    /// message never contains key material.
+    pub fn from_env() -> Result<Self> {
+        let _ = dotenvy::dotenv();
+        let keys = std::env::var("FIELDSEAL_KEYS")
+            .map_err(|_| Error::config("FIELDSEAL_KEYS", "is not set"))?;
+        let mut data = Vec::new();
+        for (n, entry) in keys
+            .split(',')
+            .enumerate()
+            .filter(|(_, e)| !e.trim().is_empty())
+        {
+            let where_ = format!("FIELDSEAL_KEYS entry {}", n + 1);
+            let (id, b64) = entry
+                .split_once(':')
+                .ok_or_else(|| Error::config(&where_, "must look like id:base64"))?;
+            let id: u32 = id
+                .trim()
+                .parse()
+                .map_err(|_| Error::config(&where_, "key id must be a whole number"))?;
+            let key = SecretKey::from_base64(b64).map_err(|why| Error::config(&where_, why))?;
+            data.push((id, key));
+        }
+        let mut ids: Vec<u32> = data.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::config("FIELDSEAL_KEYS", "names a key id twice"));
+        }
+        let index = match std::env::var("FIELDSEAL_INDEX_KEY") {
+            Ok(b64) => vec![(
+                1,
+                SecretKey::from_base64(&b64)
+                    .map_err(|why| Error::config("FIELDSEAL_INDEX_KEY", why))?,
+            )],
+            Err(_) => Vec::new(),
+        };
+        Keyring::new(data, index).map_err(|_| Error::config("FIELDSEAL_KEYS", "holds no key"))
+    }
+
+    /// Id of the key that seals new values.
+    pub fn active_key_id(&self) -> u32 {
+        self.active
+    }
+
+    /// Ids of every data key, ascending.
+    pub fn key_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.data.keys().copied()
+    }
+
+    /// Current blind-index key version, if the keyring has index keys.
+    pub fn index_version(&self) -> Option<u32> {
+        self.index.keys().next_back().copied()
+    }
+
+    /// Seals `plaintext` for `context` under the active key.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] over AES-GCM's size limit.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.data[&self.active].seal(context, plaintext)
+    }
+
+    /// Opens a ciphertext sealed for `context` by any key in the ring.
+    ///
+    /// # Errors
+    /// A [`DecryptError`] naming `context`: malformed bytes, an unknown key
+    /// id, or failed authentication.
+    pub fn open(&self, context: &str, ciphertext: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, context))?;
+        let key = self.data.get(&header.key_id).ok_or_else(|| {
+            DecryptError::new(
+                crate::error::DecryptErrorKind::UnknownKeyId(header.key_id),
+                context,
+            )
+        })?;
+        key.open(context, ciphertext)
+    }
+
+    /// The blind index of `value` in `context` under the current index key.
+    ///
+    /// # Errors
+    /// [`Error::NoIndexKey`] when the keyring has no index key.
+    pub fn blind_index(&self, context: &str, value: &str) -> Result<[u8; BLIND_INDEX_LEN]> {
+        let key = self.index.values().next_back().ok_or(Error::NoIndexKey)?;
+        Ok(blind_index::compute(key, context, value))
+    }
+
+    /// The blind index under a specific index-key version (used while the
+    /// index key rotates and both versions must be consulted).
+    pub fn blind_index_version(
+        &self,
+        version: u32,
+        context: &str,
+        value: &str,
+    ) -> Option<[u8; BLIND_INDEX_LEN]> {
+        self.index
+            .get(&version)
+            .map(|key| blind_index::compute(key, context, value))
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("active", &self.active)
+            .field("index_versions", &self.index.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::DecryptErrorKind;
+
+    fn ring(ids: &[u32]) -> Keyring {
+        Keyring::new(
+            ids.iter().map(|&id| (id, SecretKey::generate())),
+            [(1, SecretKey::generate())],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn highest_id_is_active_and_old_keys_still_open() {
+        let old = Keyring::new([(3, SecretKey::from_bytes(&mut [3; 32]))], []).unwrap();
+        let sealed = old.seal("t.c", b"hello").unwrap();
+        let both = Keyring::new(
+            [
+                (3, SecretKey::from_bytes(&mut [3; 32])),
+                (4, SecretKey::from_bytes(&mut [4; 32])),
+            ],
+            [],
+        )
+        .unwrap();
+        assert_eq!(both.active_key_id(), 4);
+        assert_eq!(both.open("t.c", &sealed).unwrap(), b"hello");
+        assert_eq!(
+            Header::parse(&both.seal("t.c", b"x").unwrap())
+                .unwrap()
+                .key_id,
+            4
+        );
+    }
+
+    #[test]
+    fn unknown_key_id_is_named() {
+        let sealed = ring(&[7]).seal("t.c", b"x").unwrap();
+        let err = ring(&[1, 2]).open("t.c", &sealed).unwrap_err();
+        assert_eq!(err.kind, DecryptErrorKind::UnknownKeyId(7));
+        assert!(err.to_string().contains("unknown key id 7"), "{err}");
+    }
+
+    #[test]
+    fn wrong_key_with_same_id_fails_authentication() {
+        let sealed = ring(&[1]).seal("t.c", b"x").unwrap();
+        let err = ring(&[1]).open("t.c", &sealed).unwrap_err();
+        assert_eq!(err.kind, DecryptErrorKind::AuthenticationFailed);
+    }
+
+    #[test]
+    fn empty_keyring_is_refused() {
+        assert!(matches!(
+            Keyring::new([], []).unwrap_err(),
+            Error::EmptyKeyring
+        ));
+    }
+
+    #[test]
+    fn debug_lists_ids_not_keys() {
+        let shown = format!("{:?}", ring(&[1, 2]));
+        assert_eq!(
+            shown,
+            "Keyring { data_keys: [1, 2], active: 2, index_versions: [1] }"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The library's typed errors.
+//!
+//! Every message names *what* went wrong and *where* (a column, an
+//! environment variable, a key id) and never carries key material, a
+//! passphrase or the plaintext of an encrypted field.
+
+use std::fmt;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the library can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A stored value could not be decrypted.
+    #[error(transparent)]
+    Decrypt(#[from] DecryptError),
+    /// No keyring was installed before an encrypted column was used.
+    #[error("no keyring is installed: call fieldseal::install_keyring before reading or writing encrypted columns")]
+    NoKeyring,
+    /// The keyring has no blind-index key, so equality search is unavailable.
+    #[error("the keyring has no blind-index key (set FIELDSEAL_INDEX_KEY or use a key store)")]
+    NoIndexKey,
+    /// The keyring would have no data key at all.
+    #[error("a keyring needs at least one data key")]
+    EmptyKeyring,
+    /// A configuration value (environment variable or file) is unusable.
+    /// The message names the variable and the problem, never its value.
+    #[error("{name}: {reason}")]
+    Config {
+        /// The variable or file that was wrong.
+        name: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The master key (or the passphrase it was derived from) does not match
+    /// the key check value stored with the key store.
+    #[error("wrong passphrase or master key")]
+    WrongMasterKey,
+    /// A wrapped key in the key store failed authentication although the
+    /// master key is right: the key store was altered.
+    #[error("wrapped {purpose} key {id} in the key store failed authentication: the key table was altered")]
+    CorruptWrappedKey {
+        /// `data` or `index`.
+        purpose: &'static str,
+        /// The key id.
+        id: u32,
+    },
+    /// The key store tables hold something this version cannot use.
+    #[error("key store: {0}")]
+    KeyStore(String),
+    /// A value was too large to encrypt with AES-GCM (over 64 GiB).
+    #[error("value too large to encrypt")]
+    TooLarge,
+    /// A database error from the key store.
+    #[error("key store database error: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+impl Error {
+    pub(crate) fn config(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a ciphertext could not be opened.
+///
+/// AES-GCM deliberately cannot tell a tampered value from a wrong key or a
+/// value moved from another column, so those three are one kind,
+/// [`DecryptErrorKind::AuthenticationFailed`], and the message says so
+/// instead of guessing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecryptErrorKind {
+    /// The tag did not verify: tampered bytes, a wrong key, or a value
+    /// copied from another column (its context differs).
+    AuthenticationFailed,
+    /// The header names a key id that the keyring does not hold.
+    UnknownKeyId(u32),
+    /// The bytes are not a fieldseal ciphertext (too short, unknown version,
+    /// or the plaintext does not decode as the column's type).
+    Malformed(&'static str),
+}
+
+/// A decryption failure, naming the column (its context) it happened in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecryptError {
+    /// The kind of failure.
+    pub kind: DecryptErrorKind,
+    /// The context (normally `table.column`) of the value.
+    pub context: String,
+}
+
+impl DecryptError {
+    pub(crate) fn new(kind: DecryptErrorKind, context: &str) -> Self {
+        DecryptError {
+            kind,
+            context: context.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for DecryptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot decrypt {}: ", self.context)?;
+        match self.kind {
+            DecryptErrorKind::AuthenticationFailed => f.write_str(
+                "authentication failed (the stored bytes were altered, the key is wrong, \
+                 or the value belongs to another column)",
+            ),
+            DecryptErrorKind::UnknownKeyId(id) => {
+                write!(f, "unknown key id {id} (the keyring does not hold it)")
+            }
+            DecryptErrorKind::Malformed(why) => write!(f, "malformed ciphertext ({why})"),
+        }
+    }
+}
+
+impl std::error::Error for DecryptError {}
+
+/// Finds the [`DecryptError`] inside a Diesel error, if that is what it is.
+///
+/// Diesel wraps a failing column in `DeserializeFieldError` (which also
+/// names the field); this looks through that wrapping. Use it to report a
+/// row that cannot be decrypted with the row's id, which only the caller
+/// knows.
+pub fn decrypt_error(err: &diesel::result::Error) -> Option<&DecryptError> {
+    let diesel::result::Error::DeserializationError(inner) = err else {
+        return None;
+    };
+    let mut current: &(dyn std::error::Error + 'static) = inner.as_ref();
+    loop {
+        if let Some(found) = current.downcast_ref::<DecryptError>() {
+            return Some(found);
+        }
+        if let Some(field) = current.downcast_ref::<diesel::result::DeserializeFieldError>() {
+            current = field.error.as_ref();
+            continue;
+        }
+        current = current.source()?;
+    }
+}

@@ -1,0 +1,311 @@
+//! Envelope mode: data and blind-index keys stored wrapped in the database.
+//!
+//! Two tables, created by [`KeyStore::install_schema`] (or by the
+//! application's migrations, which hold the same DDL):
+//!
+//! - `fieldseal_keyring`: one row with the Argon2id salt and parameters and
+//!   the key check value of the master key;
+//! - `fieldseal_keys`: `(purpose, id)` → the key wrapped with AES-256-GCM
+//!   under the master key, its state and creation time.
+//!
+//! The master key itself is never stored. Changing the passphrase re-wraps
+//! the keys and touches no row of user data.
+
+use crate::crypto::key::SecretKey;
+use crate::crypto::keyring::Keyring;
+use crate::crypto::master::{self, KdfParams, MasterSecret};
+use crate::error::{Error, Result};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+/// Purpose of a stored key: seals field values.
+pub const PURPOSE_DATA: &str = "data";
+/// Purpose of a stored key: computes blind indexes.
+pub const PURPOSE_INDEX: &str = "index";
+/// State of a key that seals new values (data) or indexes (index).
+pub const STATE_ACTIVE: &str = "active";
+/// State of a key kept only to open older values.
+pub const STATE_RETIRED: &str = "retired";
+
+mod schema {
+    diesel::table! {
+        fieldseal_keyring (id) {
+            id -> Integer,
+            kdf_salt -> Binary,
+            kdf_m_cost -> Integer,
+            kdf_t_cost -> Integer,
+            kdf_p_cost -> Integer,
+            key_check -> Binary,
+            created_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        fieldseal_keys (purpose, id) {
+            purpose -> Text,
+            id -> BigInt,
+            wrapped -> Binary,
+            state -> Text,
+            created_at -> BigInt,
+        }
+    }
+}
+
+use schema::{fieldseal_keyring, fieldseal_keys};
+
+/// The single `fieldseal_keyring` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = fieldseal_keyring)]
+pub struct KeyringRow {
+    /// Always 1.
+    pub id: i32,
+    /// Argon2id salt.
+    pub kdf_salt: Vec<u8>,
+    /// Argon2id memory cost, KiB.
+    pub kdf_m_cost: i32,
+    /// Argon2id iterations.
+    pub kdf_t_cost: i32,
+    /// Argon2id lanes.
+    pub kdf_p_cost: i32,
+    /// HMAC-SHA256 key check value of the master key.
+    pub key_check: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One wrapped key.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = fieldseal_keys)]
+pub struct KeyRow {
+    /// [`PURPOSE_DATA`] or [`PURPOSE_INDEX`].
+    pub purpose: String,
+    /// Key id (data) or version (index).
+    pub id: i64,
+    /// The key wrapped under the master key.
+    pub wrapped: Vec<u8>,
+    /// [`STATE_ACTIVE`] or [`STATE_RETIRED`].
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A Diesel connection the key store can use: MySQL, SQLite or PostgreSQL.
+pub trait KeyStoreConnection: Connection {
+    /// Creates the key store tables if they do not exist.
+    fn install_keystore_schema(&mut self) -> QueryResult<()>;
+    /// The keyring row, if the store is initialized.
+    fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>>;
+    /// Every stored key.
+    fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>>;
+    /// Inserts the keyring row.
+    fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
+    /// Inserts a wrapped key.
+    fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+}
+
+macro_rules! impl_keystore_connection {
+    ($feature:literal, $conn:ty, $ddl:literal) => {
+        #[cfg(feature = $feature)]
+        impl KeyStoreConnection for $conn {
+            fn install_keystore_schema(&mut self) -> QueryResult<()> {
+                self.batch_execute(include_str!($ddl))
+            }
+            fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>> {
+                fieldseal_keyring::table
+                    .find(1)
+                    .select(KeyringRow::as_select())
+                    .first(self)
+                    .optional()
+            }
+            fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>> {
+                fieldseal_keys::table
+                    .select(KeyRow::as_select())
+                    .order((fieldseal_keys::purpose, fieldseal_keys::id))
+                    .load(self)
+            }
+            fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()> {
+                diesel::insert_into(fieldseal_keyring::table)
+                    .values(row.clone())
+                    .execute(self)
+                    .map(drop)
+            }
+            fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
+                diesel::insert_into(fieldseal_keys::table)
+                    .values(row.clone())
+                    .execute(self)
+                    .map(drop)
+            }
+        }
+    };
+}
+
+impl_keystore_connection!(
+    "mysql",
+    diesel::MysqlConnection,
+    "../migrations/mysql/2026-11-23-000001_keyring/up.sql"
+);
+impl_keystore_connection!(
+    "sqlite",
+    diesel::SqliteConnection,
+    "../migrations/sqlite/2026-11-23-000001_keyring/up.sql"
+);
+impl_keystore_connection!(
+    "postgres",
+    diesel::PgConnection,
+    "../migrations/postgres/2026-11-23-000001_keyring/up.sql"
+);
+
+/// Creates and unlocks the key store.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyStore;
+
+impl KeyStore {
+    /// Creates the key store tables if they are missing.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn install_schema<C: KeyStoreConnection>(conn: &mut C) -> Result<()> {
+        Ok(conn.install_keystore_schema()?)
+    }
+
+    /// Whether a keyring has been created in this database.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn is_initialized<C: KeyStoreConnection>(conn: &mut C) -> Result<bool> {
+        Ok(conn.load_keyring_row()?.is_some())
+    }
+
+    /// Creates a keyring: a random data key (id 1) and index key (version
+    /// 1), wrapped under the master key from `secret`, in one transaction.
+    ///
+    /// # Errors
+    /// [`Error::KeyStore`] if the database already has a keyring;
+    /// [`Error::Database`].
+    pub fn create<C: KeyStoreConnection>(
+        conn: &mut C,
+        secret: &MasterSecret,
+        params: KdfParams,
+    ) -> Result<Keyring> {
+        let salt = master::new_salt();
+        let master_key = secret.derive(&salt, params)?;
+        let now = unix_now();
+        let data_key = SecretKey::generate();
+        let index_key = SecretKey::generate();
+        let as_i32 = |v: u32| {
+            i32::try_from(v).map_err(|_| Error::KeyStore("KDF parameter too large".into()))
+        };
+        let keyring_row = KeyringRow {
+            id: 1,
+            kdf_salt: salt.to_vec(),
+            kdf_m_cost: as_i32(params.m_cost_kib)?,
+            kdf_t_cost: as_i32(params.t_cost)?,
+            kdf_p_cost: as_i32(params.p_cost)?,
+            key_check: master::key_check_value(&master_key),
+            created_at: now,
+        };
+        let rows =
+            [(PURPOSE_DATA, &data_key), (PURPOSE_INDEX, &index_key)].map(|(purpose, key)| KeyRow {
+                purpose: purpose.to_owned(),
+                id: 1,
+                wrapped: master::wrap_key(&master_key, purpose, 1, key),
+                state: STATE_ACTIVE.to_owned(),
+                created_at: now,
+            });
+        conn.transaction(|conn| {
+            if conn.load_keyring_row()?.is_some() {
+                return Err(Error::KeyStore(
+                    "this database already has a keyring".into(),
+                ));
+            }
+            conn.insert_keyring_row(&keyring_row)?;
+            rows.iter().try_for_each(|row| conn.insert_key_row(row))?;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            Error::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => Error::KeyStore("this database already has a keyring".into()),
+            other => other,
+        })?;
+        Keyring::new([(1, data_key)], [(1, index_key)])
+    }
+
+    /// Unlocks the stored keys with the master key from `secret`.
+    ///
+    /// # Errors
+    /// [`Error::WrongMasterKey`] at once when the key check value does not
+    /// match; [`Error::CorruptWrappedKey`] when a wrapped key was altered;
+    /// [`Error::KeyStore`] when no keyring exists.
+    pub fn unlock<C: KeyStoreConnection>(conn: &mut C, secret: &MasterSecret) -> Result<Keyring> {
+        let row = conn
+            .load_keyring_row()?
+            .ok_or_else(|| Error::KeyStore("this database has no keyring yet".into()))?;
+        let master_key = secret.derive(&row.kdf_salt, stored_params(&row)?)?;
+        if !master::verify_key_check(&master_key, &row.key_check) {
+            return Err(Error::WrongMasterKey);
+        }
+        let mut data = Vec::new();
+        let mut index = Vec::new();
+        for key in conn.load_key_rows()? {
+            let id = u32::try_from(key.id)
+                .map_err(|_| Error::KeyStore(format!("key id {} is out of range", key.id)))?;
+            match key.purpose.as_str() {
+                PURPOSE_DATA => data.push((
+                    id,
+                    master::unwrap_key(&master_key, PURPOSE_DATA, id, &key.wrapped)?,
+                )),
+                PURPOSE_INDEX => index.push((
+                    id,
+                    master::unwrap_key(&master_key, PURPOSE_INDEX, id, &key.wrapped)?,
+                )),
+                other => {
+                    return Err(Error::KeyStore(format!("unknown key purpose {other:?}")));
+                }
+            }
+        }
+        Keyring::new(data, index)
+            .map_err(|_| Error::KeyStore("the key table holds no data key".into()))
+    }
+
+    /// Unlocks the keyring, creating it first if the database has none.
+    /// Returns the keyring and whether it was created now.
+    ///
+    /// # Errors
+    /// As [`KeyStore::create`] and [`KeyStore::unlock`].
+    pub fn open_or_create<C: KeyStoreConnection>(
+        conn: &mut C,
+        secret: &MasterSecret,
+        params: KdfParams,
+    ) -> Result<(Keyring, bool)> {
+        if Self::is_initialized(conn)? {
+            return Self::unlock(conn, secret).map(|k| (k, false));
+        }
+        match Self::create(conn, secret, params) {
+            Ok(keyring) => Ok((keyring, true)),
+            // Another process created it between our check and our insert.
+            Err(Error::KeyStore(_)) if Self::is_initialized(conn)? => {
+                Self::unlock(conn, secret).map(|k| (k, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn stored_params(row: &KeyringRow) -> Result<KdfParams> {
+    let as_u32 =
+        |v: i32| u32::try_from(v).map_err(|_| Error::KeyStore("negative KDF parameter".into()));
+    Ok(KdfParams {
+        m_cost_kib: as_u32(row.kdf_m_cost)?,
+        t_cost: as_u32(row.kdf_t_cost)?,
+        p_cost: as_u32(row.kdf_p_cost)?,
+    })
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,82 @@
+//! Envelope mode on every backend: create, unlock, wrong passphrase,
+//! master key from the environment's form, altered wrapped keys.
+
+use crate::support::{backend_tests, fast_kdf, Backend};
+use diesel::connection::SimpleConnection;
+use fieldseal::{Error, KeyStore, MasterSecret, Passphrase, SecretKey};
+
+fn pass(text: &str) -> MasterSecret {
+    MasterSecret::Passphrase(Passphrase::new(text.to_owned()))
+}
+
+backend_tests!(passphrase_unlocks_and_wrong_one_is_named, |db, conn| {
+    let _ = &db;
+    KeyStore::install_schema(conn).unwrap();
+    KeyStore::install_schema(conn).expect("install_schema is idempotent");
+    assert!(!KeyStore::is_initialized(conn).unwrap());
+
+    let created = KeyStore::create(conn, &pass("correct horse"), fast_kdf()).unwrap();
+    let sealed = created.seal("users.name", b"Grace Hopper").unwrap();
+    let bidx = created.blind_index("users.name", "Grace Hopper").unwrap();
+    drop(created);
+
+    let unlocked = KeyStore::unlock(conn, &pass("correct horse")).unwrap();
+    assert_eq!(
+        unlocked.open("users.name", &sealed).unwrap(),
+        b"Grace Hopper"
+    );
+    assert_eq!(
+        unlocked.blind_index("users.name", "grace hopper").unwrap(),
+        bidx
+    );
+
+    let err = KeyStore::unlock(conn, &pass("correct horsE")).unwrap_err();
+    assert!(matches!(err, Error::WrongMasterKey), "{err:?}");
+    assert_eq!(err.to_string(), "wrong passphrase or master key");
+
+    // A second create is refused and leaves the first intact.
+    let again = KeyStore::create(conn, &pass("other"), fast_kdf()).unwrap_err();
+    assert!(matches!(again, Error::KeyStore(_)), "{again:?}");
+    let (ring, created_now) =
+        KeyStore::open_or_create(conn, &pass("correct horse"), fast_kdf()).unwrap();
+    assert!(!created_now);
+    assert_eq!(ring.open("users.name", &sealed).unwrap(), b"Grace Hopper");
+});
+
+backend_tests!(master_key_mode_and_altered_wrapped_key, |db, conn| {
+    KeyStore::install_schema(conn).unwrap();
+    let master = SecretKey::generate();
+    let (ring, created_now) =
+        KeyStore::open_or_create(conn, &MasterSecret::Key(master.duplicate()), fast_kdf()).unwrap();
+    assert!(created_now);
+    let sealed = ring.seal("t.c", b"v").unwrap();
+
+    let err = KeyStore::unlock(conn, &MasterSecret::Key(SecretKey::generate())).unwrap_err();
+    assert!(matches!(err, Error::WrongMasterKey), "{err:?}");
+
+    let unlocked = KeyStore::unlock(conn, &MasterSecret::Key(master.duplicate())).unwrap();
+    assert_eq!(unlocked.open("t.c", &sealed).unwrap(), b"v");
+
+    // Replace the wrapped data key: the master key is right, so this is
+    // reported as an altered key table, not as a wrong passphrase.
+    let forged = "ab".repeat(60);
+    let literal = match db.backend {
+        Backend::Postgres => format!("decode('{forged}', 'hex')"),
+        _ => format!("X'{forged}'"),
+    };
+    conn.batch_execute(&format!(
+        "UPDATE fieldseal_keys SET wrapped = {literal} WHERE purpose = 'data'"
+    ))
+    .unwrap();
+    let err = KeyStore::unlock(conn, &MasterSecret::Key(master.duplicate())).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CorruptWrappedKey {
+                purpose: "data",
+                id: 1
+            }
+        ),
+        "{err:?}"
+    );
+});

@@ -1,0 +1,9 @@
+//! Integration tests against real SQLite, MariaDB/MySQL and PostgreSQL.
+
+mod support;
+
+mod canary;
+mod columns;
+mod golden;
+mod keystore;
+mod props;

@@ -1,0 +1,32 @@
+//! Property tests: open(seal(x)) == x, for any bytes and any context, and
+//! a different context never opens.
+
+use fieldseal::{Keyring, SecretKey};
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+fn ring() -> &'static Keyring {
+    static RING: OnceLock<Keyring> = OnceLock::new();
+    RING.get_or_init(|| Keyring::new([(5, SecretKey::generate())], []).unwrap())
+}
+
+proptest! {
+    #[test]
+    fn open_inverts_seal(plaintext in proptest::collection::vec(any::<u8>(), 0..4096), context in ".{0,64}") {
+        let sealed = ring().seal(&context, &plaintext).unwrap();
+        prop_assert_eq!(sealed.len(), plaintext.len() + fieldseal::OVERHEAD);
+        prop_assert_eq!(ring().open(&context, &sealed).unwrap(), plaintext);
+    }
+
+    #[test]
+    fn another_context_never_opens(plaintext in proptest::collection::vec(any::<u8>(), 0..256), a in ".{0,32}", b in ".{0,32}") {
+        prop_assume!(a != b);
+        let sealed = ring().seal(&a, &plaintext).unwrap();
+        prop_assert!(ring().open(&b, &sealed).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+        let _ = ring().open("t.c", &bytes);
+    }
+}
