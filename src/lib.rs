@@ -107,9 +107,11 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod app;
 pub mod crypto;
 mod error;
 pub mod keystore;
+pub mod store;
 pub mod types;
 
 pub use crate::crypto::blind_index::{normalize, BLIND_INDEX_LEN};
@@ -128,10 +130,15 @@ static INSTALLED: RwLock<Option<Arc<Keyring>>> = RwLock::new(None);
 /// Installs the process-wide keyring the column types use, replacing (and
 /// returning) any previous one.
 pub fn install_keyring(keyring: Keyring) -> Option<Arc<Keyring>> {
+    install_keyring_arc(Arc::new(keyring))
+}
+
+/// [`install_keyring`] for a keyring the caller keeps a handle to.
+pub fn install_keyring_arc(keyring: Arc<Keyring>) -> Option<Arc<Keyring>> {
     INSTALLED
         .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .replace(Arc::new(keyring))
+        .replace(keyring)
 }
 
 /// Removes the installed keyring (its keys are zeroized once the last user

@@ -3,6 +3,7 @@
 mod support;
 
 mod canary;
+mod cli;
 mod columns;
 mod golden;
 mod keystore;

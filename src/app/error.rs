@@ -1,0 +1,53 @@
+//! Errors of the services: one clear sentence each, naming the field or
+//! the record, never a plaintext.
+
+use crate::DecryptError;
+
+/// What a service can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// A field of the input is invalid. `message` is a whole sentence that
+    /// names the field; it never repeats a name or email back.
+    #[error("{message}")]
+    Invalid {
+        /// `name`, `email` or `age`.
+        field: &'static str,
+        /// The sentence to show.
+        message: String,
+    },
+    /// No record has this id.
+    #[error("no record with id {0}")]
+    NotFound(i64),
+    /// A stored value of a record does not decrypt.
+    #[error("record {id}: {source}")]
+    Decrypt {
+        /// The record's id.
+        id: i64,
+        /// Which column and why.
+        source: DecryptError,
+    },
+    /// Keyring or crypto failure.
+    #[error(transparent)]
+    Crypto(#[from] crate::Error),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+impl AppError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The field an [`AppError::Invalid`] is about.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            AppError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}

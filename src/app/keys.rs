@@ -1,0 +1,42 @@
+//! Unlocking the application's keyring: created on first use, unlocked on
+//! every later run, installed for the column types.
+
+use super::{AppError, Session};
+use crate::store::{Db, DbUrl, StoreError};
+use crate::{with_conn, KdfParams, KeyStore, MasterSecret};
+use std::sync::Arc;
+
+/// Whether this database already has a keyring (so the caller knows to ask
+/// for a new passphrase twice, or for the existing one once).
+///
+/// # Errors
+/// Database errors.
+pub fn has_keyring(db: &mut Db) -> Result<bool, AppError> {
+    Ok(with_conn!(db, |conn| KeyStore::is_initialized(conn))?)
+}
+
+/// Unlocks the keyring with `secret`, creating it if the database has none,
+/// and installs it process-wide. Returns the session and whether the
+/// keyring was created now.
+///
+/// # Errors
+/// [`crate::Error::WrongMasterKey`] (as [`AppError::Crypto`]) when the
+/// secret does not match; nothing is written in that case.
+pub fn unlock(mut db: Db, secret: &MasterSecret) -> Result<(Session, bool), AppError> {
+    let (keyring, created) = with_conn!(&mut db, |conn| KeyStore::open_or_create(
+        conn,
+        secret,
+        KdfParams::default()
+    ))?;
+    let keyring = Arc::new(keyring);
+    crate::install_keyring_arc(Arc::clone(&keyring));
+    Ok((Session { db, keyring }, created))
+}
+
+/// Connects to `url` (applying migrations).
+///
+/// # Errors
+/// [`StoreError`] naming the host and the cause.
+pub fn connect(url: &DbUrl) -> Result<Db, StoreError> {
+    Db::connect(url)
+}

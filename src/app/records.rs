@@ -1,0 +1,297 @@
+//! Add, list, find, update, delete and export records.
+
+use super::record::{parse_age, parse_email, parse_name};
+use super::{AppError, Record, RecordInput, Session};
+use crate::store::users::{self, NewUserRow, UserChanges, UserRow, EMAIL_CONTEXT, NAME_CONTEXT};
+use crate::Keyring;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// A record's sealed form, ready for the database.
+///
+/// # Errors
+/// [`AppError::Crypto`] when sealing fails (no index key).
+pub fn seal(keyring: &Keyring, input: &RecordInput) -> Result<NewUserRow, AppError> {
+    let (name, name_bidx, email, email_bidx) =
+        seal_fields(keyring, &input.name, input.email.as_deref())?;
+    Ok(NewUserRow {
+        name,
+        name_bidx,
+        email,
+        email_bidx,
+        age: input.age,
+        created_at: chrono::Utc::now().naive_utc(),
+        key_id: i64::from(keyring.active_key_id()),
+    })
+}
+
+type SealedFields = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn seal_fields(
+    keyring: &Keyring,
+    name: &str,
+    email: Option<&str>,
+) -> Result<SealedFields, AppError> {
+    let sealed_name = keyring.seal(NAME_CONTEXT, name.as_bytes())?;
+    let name_bidx = keyring.blind_index(NAME_CONTEXT, name)?.to_vec();
+    let (sealed_email, email_bidx) = match email {
+        Some(e) => (
+            Some(keyring.seal(EMAIL_CONTEXT, e.as_bytes())?),
+            Some(keyring.blind_index(EMAIL_CONTEXT, e)?.to_vec()),
+        ),
+        None => (None, None),
+    };
+    Ok((sealed_name, name_bidx, sealed_email, email_bidx))
+}
+
+/// Opens a stored row.
+///
+/// # Errors
+/// [`AppError::Decrypt`] naming the record and column.
+pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
+    let decrypt = |context: &str, bytes: &[u8]| -> Result<String, AppError> {
+        let plain = keyring
+            .open(context, bytes)
+            .map_err(|source| AppError::Decrypt { id: row.id, source })?;
+        String::from_utf8(plain).map_err(|_| AppError::Decrypt {
+            id: row.id,
+            source: crate::DecryptError {
+                kind: crate::DecryptErrorKind::Malformed("plaintext is not valid UTF-8"),
+                context: context.to_owned(),
+            },
+        })
+    };
+    Ok(Record {
+        id: row.id,
+        name: decrypt(NAME_CONTEXT, &row.name)?,
+        email: row
+            .email
+            .as_deref()
+            .map(|e| decrypt(EMAIL_CONTEXT, e))
+            .transpose()?,
+        age: row.age,
+        created_at: row.created_at,
+        key_id: row.key_id,
+    })
+}
+
+/// The id of the record that already uses `email`, if any.
+///
+/// # Errors
+/// Database or crypto errors.
+pub fn email_owner(session: &mut Session, email: &str) -> Result<Option<i64>, AppError> {
+    let bidx = session.keyring.blind_index(EMAIL_CONTEXT, email)?;
+    Ok(users::by_email_bidx(&mut session.db, &bidx)?
+        .first()
+        .map(|r| r.id))
+}
+
+fn duplicate_email(existing: Option<i64>) -> AppError {
+    let owner = existing.map_or_else(String::new, |id| format!(" by record {id}"));
+    AppError::invalid("email", format!("email is already used{owner}"))
+}
+
+/// Adds a record.
+///
+/// # Errors
+/// [`AppError::Invalid`] for a duplicate email; database errors.
+pub fn add(session: &mut Session, input: &RecordInput) -> Result<Record, AppError> {
+    if let Some(email) = &input.email {
+        if let Some(owner) = email_owner(session, email)? {
+            return Err(duplicate_email(Some(owner)));
+        }
+    }
+    let row = seal(&session.keyring, input)?;
+    let id = users::insert(&mut session.db, &row).map_err(|e| match e {
+        // Another writer took the email between our check and our insert.
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => duplicate_email(None),
+        other => other.into(),
+    })?;
+    Ok(Record {
+        id,
+        name: input.name.clone(),
+        email: input.email.clone(),
+        age: input.age,
+        created_at: row.created_at,
+        key_id: row.key_id,
+    })
+}
+
+/// Records in id order (`newest_first` reverses it), at most `limit`,
+/// skipping `offset`. A row that does not decrypt is returned as its
+/// error, so the caller can show every other row.
+///
+/// # Errors
+/// Database errors.
+pub fn list(
+    session: &mut Session,
+    newest_first: bool,
+    limit: Option<i64>,
+    offset: i64,
+) -> Result<Vec<Result<Record, AppError>>, AppError> {
+    let rows = users::list(&mut session.db, newest_first, limit, offset)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| open(&session.keyring, row))
+        .collect())
+}
+
+/// Records whose name equals `name` after normalization (case, width and
+/// surrounding spaces do not matter), through the blind index.
+///
+/// # Errors
+/// Database, crypto or decryption errors.
+pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, AppError> {
+    let bidx = session.keyring.blind_index(NAME_CONTEXT, name)?;
+    let rows = users::by_name_bidx(&mut session.db, &bidx)?;
+    rows.into_iter()
+        .map(|r| open(&session.keyring, r))
+        .collect()
+}
+
+/// The record with this email (normalized), through the blind index.
+///
+/// # Errors
+/// Database, crypto or decryption errors.
+pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, AppError> {
+    let bidx = session.keyring.blind_index(EMAIL_CONTEXT, email)?;
+    let rows = users::by_email_bidx(&mut session.db, &bidx)?;
+    rows.into_iter()
+        .map(|r| open(&session.keyring, r))
+        .collect()
+}
+
+/// One record by id.
+///
+/// # Errors
+/// [`AppError::NotFound`]; decryption errors.
+pub fn get(session: &mut Session, id: i64) -> Result<Record, AppError> {
+    let row = users::get(&mut session.db, id)?.ok_or(AppError::NotFound(id))?;
+    open(&session.keyring, row)
+}
+
+/// What an update changes; `None` keeps the field. `email: Some("")`
+/// removes the email.
+#[derive(Default)]
+pub struct Changes<'a> {
+    /// New name.
+    pub name: Option<&'a str>,
+    /// New email, or empty to remove it.
+    pub email: Option<&'a str>,
+    /// New age, as typed.
+    pub age: Option<&'a str>,
+}
+
+/// Updates a record: validates the changes, re-seals both encrypted fields
+/// under the active key and recomputes the blind indexes, in one statement.
+///
+/// # Errors
+/// [`AppError::Invalid`], [`AppError::NotFound`], decryption and database
+/// errors. Nothing is written when any of them occurs.
+pub fn update(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<Record, AppError> {
+    let name = changes.name.map(parse_name).transpose()?;
+    let email = changes.email.map(parse_email).transpose()?;
+    let age = changes.age.map(parse_age).transpose()?;
+    let mut record = get(session, id)?;
+    if let Some(name) = name {
+        record.name = name;
+    }
+    if let Some(email) = email {
+        if let Some(new) = &email {
+            if let Some(owner) = email_owner(session, new)?.filter(|&owner| owner != id) {
+                return Err(duplicate_email(Some(owner)));
+            }
+        }
+        record.email = email;
+    }
+    if let Some(age) = age {
+        record.age = age;
+    }
+    let (name, name_bidx, email, email_bidx) =
+        seal_fields(&session.keyring, &record.name, record.email.as_deref())?;
+    record.key_id = i64::from(session.keyring.active_key_id());
+    let changes = UserChanges {
+        name,
+        name_bidx,
+        email,
+        email_bidx,
+        age: record.age,
+        key_id: record.key_id,
+    };
+    let updated = users::update(&mut session.db, id, &changes).map_err(|e| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => duplicate_email(None),
+        other => other.into(),
+    })?;
+    if updated == 0 {
+        return Err(AppError::NotFound(id));
+    }
+    Ok(record)
+}
+
+/// Deletes a record.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database errors.
+pub fn delete(session: &mut Session, id: i64) -> Result<(), AppError> {
+    match users::delete(&mut session.db, id)? {
+        0 => Err(AppError::NotFound(id)),
+        _ => Ok(()),
+    }
+}
+
+/// How many records there are.
+///
+/// # Errors
+/// Database errors.
+pub fn count(session: &mut Session) -> Result<i64, AppError> {
+    Ok(users::count(&mut session.db)?)
+}
+
+/// Writes every record as CSV with the columns an import takes
+/// (`name,email,age`), in id order, reading in pages so memory stays
+/// flat. Returns how many rows were written; stops at the first row that
+/// does not decrypt.
+///
+/// # Errors
+/// Decryption, database and I/O errors.
+pub fn export<W: std::io::Write>(session: &mut Session, out: W) -> Result<u64, ExportError> {
+    const PAGE: i64 = 5_000;
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(["name", "email", "age"])?;
+    let mut written = 0u64;
+    let mut offset = 0i64;
+    loop {
+        let rows =
+            users::list(&mut session.db, false, Some(PAGE), offset).map_err(AppError::from)?;
+        let page_len = rows.len() as i64;
+        for row in rows {
+            let record = open(&session.keyring, row)?;
+            writer.write_record([
+                record.name.as_str(),
+                record.email.as_deref().unwrap_or(""),
+                &record.age.to_string(),
+            ])?;
+            written += 1;
+        }
+        if page_len < PAGE {
+            break;
+        }
+        offset += PAGE;
+    }
+    writer.flush()?;
+    Ok(written)
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// A record failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// Writing the CSV failed.
+    #[error("cannot write the CSV: {0}")]
+    Csv(#[from] csv::Error),
+    /// Writing the file failed.
+    #[error("cannot write the CSV: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,134 @@
+//! The subcommands, each a thin call into `fieldseal::app`.
+
+use super::output::print_records;
+use super::{AddArgs, Command, DeleteArgs, ExportArgs, FindArgs, ListArgs, UpdateArgs};
+use anyhow::{bail, Context as _};
+use fieldseal::app::records::{self, Changes};
+use fieldseal::app::{RecordInput, Session};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// Runs one subcommand against an unlocked session.
+pub fn run(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Add(args) => add(session, args),
+        Command::List(args) => list(session, args),
+        Command::Find(args) => find(session, args),
+        Command::Update(args) => update(session, args),
+        Command::Delete(args) => delete(session, args),
+        Command::Export(args) => export(session, args),
+    }
+}
+
+fn add(session: &mut Session, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let input = RecordInput::parse(&args.name, args.email.as_deref(), &args.age)?;
+    let record = records::add(session, &input)?;
+    print_records(&[record], args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(session: &mut Session, args: ListArgs) -> anyhow::Result<ExitCode> {
+    if args.limit.is_some_and(|l| l < 0) {
+        bail!("--limit must not be negative");
+    }
+    let mut shown = Vec::new();
+    let mut failed = 0usize;
+    for result in records::list(session, false, args.limit, 0)? {
+        match result {
+            Ok(record) => shown.push(record),
+            Err(err) => {
+                failed += 1;
+                eprintln!("error: {err}");
+            }
+        }
+    }
+    print_records(&shown, args.format)?;
+    if failed > 0 {
+        eprintln!("{failed} record(s) could not be decrypted");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find(session: &mut Session, args: FindArgs) -> anyhow::Result<ExitCode> {
+    let (found, what) = match (&args.name, &args.email) {
+        (Some(name), _) => (records::find_by_name(session, name)?, "name"),
+        (None, Some(email)) => (records::find_by_email(session, email)?, "email"),
+        (None, None) => bail!("give --name or --email"),
+    };
+    if found.is_empty() {
+        eprintln!("no record has that {what}");
+        return Ok(ExitCode::from(1));
+    }
+    print_records(&found, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn update(session: &mut Session, args: UpdateArgs) -> anyhow::Result<ExitCode> {
+    if args.name.is_none() && args.email.is_none() && args.age.is_none() {
+        bail!("nothing to change: give --name, --email or --age");
+    }
+    let changes = Changes {
+        name: args.name.as_deref(),
+        email: args.email.as_deref(),
+        age: args.age.as_deref(),
+    };
+    let record = records::update(session, args.id, &changes)?;
+    print_records(&[record], args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn delete(session: &mut Session, args: DeleteArgs) -> anyhow::Result<ExitCode> {
+    let record = records::get(session, args.id)?;
+    if !args.yes && std::io::stdin().is_terminal() {
+        let question = format!("Delete record {} ({})?", record.id, record.name);
+        let confirmed = confirm(&question)?;
+        if !confirmed {
+            eprintln!("Nothing deleted.");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    records::delete(session, args.id)?;
+    eprintln!("Deleted record {}.", args.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn export(session: &mut Session, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    if args.file.as_os_str() == "-" {
+        let written = records::export(session, std::io::stdout().lock())?;
+        eprintln!("Exported {written} record(s).");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = &args.file;
+    if path.is_dir() {
+        bail!("{} is a directory; give a file name", path.display());
+    }
+    if path.exists() && !args.force {
+        bail!(
+            "{} already exists; use --force to replace it",
+            path.display()
+        );
+    }
+    // Write beside the target and rename, so a failure never leaves a
+    // half-written export under the requested name.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let written = records::export(session, std::io::BufWriter::new(tmp.as_file()))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("Exported {written} record(s) to {}.", path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,180 @@
+//! The `users` table: row types and the queries on it.
+//!
+//! Rows here hold ciphertext and blind indexes as bytes; sealing and
+//! opening happen in [`crate::app`], which owns the keyring.
+
+use super::schema::users;
+use super::Db;
+use crate::with_conn;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// Context (AAD) of the encrypted `users.name` column.
+pub const NAME_CONTEXT: &str = "users.name";
+/// Context (AAD) of the encrypted `users.email` column.
+pub const EMAIL_CONTEXT: &str = "users.email";
+
+/// A row to insert, already sealed.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users, treat_none_as_default_value = false)]
+pub struct NewUserRow {
+    /// Ciphertext of the name.
+    pub name: Vec<u8>,
+    /// Blind index of the name.
+    pub name_bidx: Vec<u8>,
+    /// Ciphertext of the email, or NULL.
+    pub email: Option<Vec<u8>>,
+    /// Blind index of the email, or NULL.
+    pub email_bidx: Option<Vec<u8>>,
+    /// Plain age.
+    pub age: i32,
+    /// Creation time (UTC).
+    pub created_at: NaiveDateTime,
+    /// Data key that sealed `name` and `email`.
+    pub key_id: i64,
+}
+
+/// A stored row, still sealed.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    /// Primary key.
+    pub id: i64,
+    /// Ciphertext of the name.
+    pub name: Vec<u8>,
+    /// Ciphertext of the email, or NULL.
+    pub email: Option<Vec<u8>>,
+    /// Plain age.
+    pub age: i32,
+    /// Creation time (UTC).
+    pub created_at: NaiveDateTime,
+    /// Data key that sealed the row.
+    pub key_id: i64,
+}
+
+/// The sealed fields an update writes.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = users, treat_none_as_null = true)]
+pub struct UserChanges {
+    /// Ciphertext of the name.
+    pub name: Vec<u8>,
+    /// Blind index of the name.
+    pub name_bidx: Vec<u8>,
+    /// Ciphertext of the email, or NULL.
+    pub email: Option<Vec<u8>>,
+    /// Blind index of the email, or NULL.
+    pub email_bidx: Option<Vec<u8>>,
+    /// Plain age.
+    pub age: i32,
+    /// Data key that sealed `name` and `email`.
+    pub key_id: i64,
+}
+
+/// Inserts one row and returns its id.
+///
+/// # Errors
+/// Database errors, including a unique violation on `email_bidx`.
+pub fn insert(db: &mut Db, row: &NewUserRow) -> QueryResult<i64> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
+    // The id this connection just generated: LAST_INSERT_ID() and
+    // last_insert_rowid() are per connection, so concurrent writers cannot
+    // confuse them.
+    let last_id = match db {
+        Db::Mysql(_) => "LAST_INSERT_ID()",
+        Db::Sqlite(_) => "last_insert_rowid()",
+    };
+    with_conn!(db, |conn| conn.transaction(|conn| {
+        diesel::insert_into(users::table)
+            .values(row.clone())
+            .execute(conn)?;
+        diesel::select(sql::<BigInt>(last_id)).get_result(conn)
+    }))
+}
+
+/// One row by id.
+///
+/// # Errors
+/// Database errors.
+pub fn get(db: &mut Db, id: i64) -> QueryResult<Option<UserRow>> {
+    with_conn!(db, |conn| users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional())
+}
+
+/// Rows in id order (`newest_first` reverses it), at most `limit`.
+///
+/// # Errors
+/// Database errors.
+pub fn list(
+    db: &mut Db,
+    newest_first: bool,
+    limit: Option<i64>,
+    offset: i64,
+) -> QueryResult<Vec<UserRow>> {
+    with_conn!(db, |conn| {
+        let query = users::table.select(UserRow::as_select()).into_boxed();
+        let query = if newest_first {
+            query.order(users::id.desc())
+        } else {
+            query.order(users::id.asc())
+        };
+        query
+            .limit(limit.unwrap_or(i64::MAX))
+            .offset(offset)
+            .load(conn)
+    })
+}
+
+/// Rows whose name has this blind index.
+///
+/// # Errors
+/// Database errors.
+pub fn by_name_bidx(db: &mut Db, bidx: &[u8]) -> QueryResult<Vec<UserRow>> {
+    with_conn!(db, |conn| users::table
+        .filter(users::name_bidx.eq(bidx))
+        .select(UserRow::as_select())
+        .order(users::id)
+        .load(conn))
+}
+
+/// Rows whose email has this blind index (at most one: it is unique).
+///
+/// # Errors
+/// Database errors.
+pub fn by_email_bidx(db: &mut Db, bidx: &[u8]) -> QueryResult<Vec<UserRow>> {
+    with_conn!(db, |conn| users::table
+        .filter(users::email_bidx.eq(bidx))
+        .select(UserRow::as_select())
+        .order(users::id)
+        .load(conn))
+}
+
+/// Writes new sealed fields to a row.
+///
+/// # Errors
+/// Database errors, including a unique violation on `email_bidx`.
+pub fn update(db: &mut Db, id: i64, changes: &UserChanges) -> QueryResult<usize> {
+    with_conn!(db, |conn| diesel::update(users::table.find(id))
+        .set(changes.clone())
+        .execute(conn))
+}
+
+/// Deletes a row; returns how many were deleted (0 or 1).
+///
+/// # Errors
+/// Database errors.
+pub fn delete(db: &mut Db, id: i64) -> QueryResult<usize> {
+    with_conn!(db, |conn| diesel::delete(users::table.find(id))
+        .execute(conn))
+}
+
+/// Number of rows.
+///
+/// # Errors
+/// Database errors.
+pub fn count(db: &mut Db) -> QueryResult<i64> {
+    with_conn!(db, |conn| users::table.count().get_result(conn))
+}
