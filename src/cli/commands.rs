@@ -17,6 +17,7 @@ pub fn run(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> 
         Command::Update(args) => update(session, args),
         Command::Delete(args) => delete(session, args),
         Command::Export(args) => export(session, args),
+        Command::Repl => bail!("the interactive prompt is not a subcommand to run here"),
     }
 }
 
@@ -107,18 +108,24 @@ fn export(session: &mut Session, args: ExportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("Exported {written} record(s).");
         return Ok(ExitCode::SUCCESS);
     }
-    let path = &args.file;
+    if args.file.exists() && !args.force {
+        bail!(
+            "{} already exists; use --force to replace it",
+            args.file.display()
+        );
+    }
+    let written = export_file(session, &args.file)?;
+    eprintln!("Exported {written} record(s) to {}.", args.file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exports every record to `path`, replacing it. Writes beside the target
+/// and renames, so a failure never leaves a half-written file under the
+/// requested name.
+pub fn export_file(session: &mut Session, path: &std::path::Path) -> anyhow::Result<u64> {
     if path.is_dir() {
         bail!("{} is a directory; give a file name", path.display());
     }
-    if path.exists() && !args.force {
-        bail!(
-            "{} already exists; use --force to replace it",
-            path.display()
-        );
-    }
-    // Write beside the target and rename, so a failure never leaves a
-    // half-written export under the requested name.
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -129,6 +136,5 @@ fn export(session: &mut Session, args: ExportArgs) -> anyhow::Result<ExitCode> {
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!("Exported {written} record(s) to {}.", path.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(written)
 }

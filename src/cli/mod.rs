@@ -3,6 +3,7 @@
 
 mod commands;
 mod output;
+mod repl;
 mod unlock;
 
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
     Delete(DeleteArgs),
     /// Export all records, decrypted, as CSV (name,email,age)
     Export(ExportArgs),
+    /// The interactive prompt (also what plain `fieldseal` opens in a terminal)
+    Repl,
 }
 
 #[derive(Debug, Args)]
@@ -137,18 +140,20 @@ pub enum Format {
 pub fn run() -> anyhow::Result<ExitCode> {
     load_dotenv()?;
     let cli = Cli::parse();
-    let Some(command) = cli.command else {
+    let interactive = std::io::stdin().is_terminal();
+    if cli.command.is_none() && !interactive {
         use clap::CommandFactory;
-        let mut help = Cli::command();
-        if std::io::stdin().is_terminal() {
-            eprintln!("The interactive prompt is not available yet; use a subcommand.\n");
-        }
-        help.print_help()?;
+        Cli::command().print_help()?;
         return Ok(ExitCode::from(2));
-    };
+    }
     let url = DbUrl::parse(cli.database_url.as_deref())?;
-    let mut session = unlock::open_session(&url)?;
-    commands::run(&mut session, command)
+    match cli.command {
+        None | Some(Command::Repl) => repl::run(&url),
+        Some(command) => {
+            let mut session = unlock::open_session(&url)?;
+            commands::run(&mut session, command)
+        }
+    }
 }
 
 fn load_dotenv() -> anyhow::Result<()> {
@@ -161,9 +166,10 @@ fn load_dotenv() -> anyhow::Result<()> {
 
 /// Exit code for an error: 2 for invalid input (a usage error), else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let invalid = err
-        .chain()
-        .any(|c| matches!(c.downcast_ref::<AppError>(), Some(AppError::Invalid { .. })));
+    let invalid = err.chain().any(|c| {
+        matches!(c.downcast_ref::<AppError>(), Some(AppError::Invalid { .. }))
+            || c.is::<repl::NotATerminal>()
+    });
     if invalid {
         2
     } else {

@@ -8,3 +8,4 @@ mod columns;
 mod golden;
 mod keystore;
 mod props;
+mod repl;
