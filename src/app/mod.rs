@@ -3,6 +3,7 @@
 //! call [`crate::store`] and the keyring.
 
 mod error;
+pub mod import;
 pub mod keys;
 pub mod record;
 pub mod records;

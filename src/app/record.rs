@@ -6,8 +6,8 @@ use serde::Serialize;
 
 /// Longest accepted name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
-/// Longest accepted email, in characters (RFC 5321's path limit).
-pub const MAX_EMAIL_CHARS: usize = 254;
+/// Longest accepted email, in bytes (RFC 5321's path limit, in octets).
+pub const MAX_EMAIL_BYTES: usize = 254;
 /// Oldest accepted age.
 pub const MAX_AGE: i32 = 150;
 
@@ -68,7 +68,8 @@ impl RecordInput {
     }
 }
 
-/// A name: trimmed, 1–200 characters, no control characters.
+/// A name: trimmed, 1–200 characters, no control characters but line
+/// breaks.
 ///
 /// # Errors
 /// [`AppError::Invalid`] naming `name`.
@@ -84,17 +85,22 @@ pub fn parse_name(raw: &str) -> Result<String, AppError> {
             format!("name is {chars} characters long; the limit is {MAX_NAME_CHARS}"),
         ));
     }
-    if name.chars().any(char::is_control) {
+    // Line breaks are accepted (a quoted CSV field may hold them); other
+    // control characters, terminal escapes among them, are not.
+    if name
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
         return Err(AppError::invalid(
             "name",
-            "name must not contain control characters (tabs, line breaks)",
+            "name must not contain control characters other than line breaks",
         ));
     }
     Ok(name.to_owned())
 }
 
 /// An email: empty means none; otherwise a valid address (RFC 5322
-/// addr-spec, with a dot in the domain), at most 254 characters.
+/// addr-spec, with a dot in the domain), at most 254 bytes.
 ///
 /// # Errors
 /// [`AppError::Invalid`] naming `email`; the address is not repeated.
@@ -103,10 +109,10 @@ pub fn parse_email(raw: &str) -> Result<Option<String>, AppError> {
     if email.is_empty() {
         return Ok(None);
     }
-    if email.chars().count() > MAX_EMAIL_CHARS {
+    if email.len() > MAX_EMAIL_BYTES {
         return Err(AppError::invalid(
             "email",
-            format!("email is longer than {MAX_EMAIL_CHARS} characters"),
+            format!("email is longer than {MAX_EMAIL_BYTES} bytes"),
         ));
     }
     let domain_has_dot = email
@@ -151,7 +157,9 @@ mod tests {
         assert_eq!(parse_name(" ").unwrap_err().field(), Some("name"));
         assert!(parse_name(&"x".repeat(201)).is_err());
         assert!(parse_name(&"é".repeat(200)).is_ok());
-        assert!(parse_name("a\nb").is_err());
+        assert!(parse_name("a\nb").is_ok());
+        assert!(parse_name("a\u{1b}[2Jb").is_err());
+        assert!(parse_name("a\tb").is_err());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use super::record::{parse_age, parse_email, parse_name};
 use super::{AppError, Record, RecordInput, Session};
-use crate::store::users::{self, NewUserRow, UserChanges, UserRow, EMAIL_CONTEXT, NAME_CONTEXT};
+use crate::store::users::{
+    self, ExportRow, NewUserRow, UserChanges, UserRow, EMAIL_CONTEXT, NAME_CONTEXT,
+};
 use crate::Keyring;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -253,32 +255,68 @@ pub fn count(session: &mut Session) -> Result<i64, AppError> {
 ///
 /// # Errors
 /// Decryption, database and I/O errors.
-pub fn export<W: std::io::Write>(session: &mut Session, out: W) -> Result<u64, ExportError> {
+pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result<u64, ExportError> {
     const PAGE: i64 = 5_000;
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(["name", "email", "age"])?;
-    let mut written = 0u64;
-    let mut offset = 0i64;
-    loop {
-        let rows =
-            users::list(&mut session.db, false, Some(PAGE), offset).map_err(AppError::from)?;
-        let page_len = rows.len() as i64;
-        for row in rows {
-            let record = open(&session.keyring, row)?;
-            writer.write_record([
-                record.name.as_str(),
-                record.email.as_deref().unwrap_or(""),
-                &record.age.to_string(),
-            ])?;
-            written += 1;
-        }
-        if page_len < PAGE {
-            break;
-        }
-        offset += PAGE;
-    }
-    writer.flush()?;
-    Ok(written)
+    let keyring = std::sync::Arc::clone(&session.keyring);
+    // Pages are fetched here and decrypted and written by a second thread,
+    // so the database and the decryption work at the same time.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<ExportRow>>(2);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<u64, ExportError> {
+            let mut writer = csv::Writer::from_writer(out);
+            writer.write_record(["name", "email", "age"])?;
+            let mut written = 0u64;
+            for page in rx {
+                for row in page {
+                    let name = open_text(&keyring, row.id, NAME_CONTEXT, &row.name)?;
+                    let email = match &row.email {
+                        Some(e) => Some(open_text(&keyring, row.id, EMAIL_CONTEXT, e)?),
+                        None => None,
+                    };
+                    writer.write_record([
+                        name.as_bytes(),
+                        email.as_deref().unwrap_or("").as_bytes(),
+                        row.age.to_string().as_bytes(),
+                    ])?;
+                    written += 1;
+                }
+            }
+            writer.flush()?;
+            Ok(written)
+        });
+        let mut after = 0i64;
+        let fetched: Result<(), ExportError> = loop {
+            let page = match users::export_page(&mut session.db, after, PAGE) {
+                Ok(page) => page,
+                Err(e) => break Err(AppError::from(e).into()),
+            };
+            let full = page.len() as i64 == PAGE;
+            after = page.last().map_or(after, |r| r.id);
+            if tx.send(page).is_err() || !full {
+                break Ok(());
+            }
+        };
+        drop(tx);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(ExportError::Io(std::io::Error::other(
+                "the export writer thread failed",
+            )))
+        });
+        fetched.and(written)
+    })
+}
+
+fn open_text(keyring: &Keyring, id: i64, context: &str, sealed: &[u8]) -> Result<String, AppError> {
+    let plain = keyring
+        .open(context, sealed)
+        .map_err(|source| AppError::Decrypt { id, source })?;
+    String::from_utf8(plain).map_err(|_| AppError::Decrypt {
+        id,
+        source: crate::DecryptError {
+            kind: crate::DecryptErrorKind::Malformed("plaintext is not valid UTF-8"),
+            context: context.to_owned(),
+        },
+    })
 }
 
 /// Why an export stopped.

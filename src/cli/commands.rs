@@ -17,6 +17,7 @@ pub fn run(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> 
         Command::Update(args) => update(session, args),
         Command::Delete(args) => delete(session, args),
         Command::Export(args) => export(session, args),
+        Command::Import(args) => super::import::run(session, &args),
         Command::Repl => bail!("the interactive prompt is not a subcommand to run here"),
     }
 }
@@ -104,7 +105,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
 
 fn export(session: &mut Session, args: ExportArgs) -> anyhow::Result<ExitCode> {
     if args.file.as_os_str() == "-" {
-        let written = records::export(session, std::io::stdout().lock())?;
+        let written = records::export(session, std::io::BufWriter::new(std::io::stdout()))?;
         eprintln!("Exported {written} record(s).");
         return Ok(ExitCode::SUCCESS);
     }

@@ -2,6 +2,7 @@
 //! command calls a service in `fieldseal::app`.
 
 mod commands;
+mod import;
 mod output;
 mod repl;
 mod unlock;
@@ -45,6 +46,8 @@ enum Command {
     Delete(DeleteArgs),
     /// Export all records, decrypted, as CSV (name,email,age)
     Export(ExportArgs),
+    /// Import records from a CSV file with a header name,email,age
+    Import(ImportArgs),
     /// The interactive prompt (also what plain `fieldseal` opens in a terminal)
     Repl,
 }
@@ -123,6 +126,36 @@ struct ExportArgs {
     /// Replace the file if it exists
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// CSV file with a header line naming the columns name, email and age
+    pub file: PathBuf,
+    /// Records per batch; each batch is one transaction
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// On a bad line: stop (abort), or leave it out and go on (skip)
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Abort)]
+    pub on_error: OnErrorArg,
+    /// Write rejected lines here (CSV: line, reason, then the line's fields)
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Continue an interrupted import of the same file after its last committed batch
+    #[arg(long)]
+    pub resume: bool,
+    /// Map an extra header column: COLUMN=name|email|age|skip (repeatable)
+    #[arg(long = "map", value_name = "COLUMN=FIELD")]
+    pub map: Vec<String>,
+}
+
+/// `--on-error` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnErrorArg {
+    /// Stop at the first bad line
+    Abort,
+    /// Leave bad lines out and go on
+    Skip,
 }
 
 /// Output formats.

@@ -6,6 +6,7 @@
 //! needs no server. Migrations are embedded in the binary, one directory
 //! per backend, and applied on connect.
 
+pub mod imports;
 pub mod schema;
 pub mod users;
 
@@ -173,8 +174,7 @@ impl Db {
         match url {
             DbUrl::Mysql(u) => {
                 let mut conn = MysqlConnection::establish(u).map_err(connect_err)?;
-                conn.run_pending_migrations(MYSQL_MIGRATIONS)
-                    .map_err(migrate_err)?;
+                migrate(&mut conn, || MYSQL_MIGRATIONS).map_err(migrate_err)?;
                 Ok(Db::Mysql(conn))
             }
             DbUrl::Sqlite(path) => {
@@ -190,8 +190,7 @@ impl Db {
                     "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
-                conn.run_pending_migrations(SQLITE_MIGRATIONS)
-                    .map_err(migrate_err)?;
+                migrate(&mut conn, || SQLITE_MIGRATIONS).map_err(migrate_err)?;
                 Ok(Db::Sqlite(conn))
             }
         }
@@ -202,6 +201,25 @@ impl Db {
         match self {
             Db::Mysql(_) => "mysql",
             Db::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// Applies pending migrations. Two processes starting on a fresh database
+/// can race to record the same migration; the loser tries once more and
+/// then finds nothing pending.
+fn migrate<C>(
+    conn: &mut C,
+    migrations: impl Fn() -> EmbeddedMigrations,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    C: MigrationHarness<C::Backend> + Connection,
+{
+    match conn.run_pending_migrations(migrations()) {
+        Ok(_) => Ok(()),
+        Err(_) => {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            conn.run_pending_migrations(migrations()).map(drop)
         }
     }
 }

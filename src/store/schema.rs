@@ -14,3 +14,29 @@ diesel::table! {
         key_id -> BigInt,
     }
 }
+
+diesel::table! {
+    fieldseal_imports (fingerprint) {
+        fingerprint -> Binary,
+        file_name -> Text,
+        records_done -> BigInt,
+        last_line -> BigInt,
+        inserted -> BigInt,
+        rejected -> BigInt,
+        finished -> Bool,
+        started_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// The benchmark's plaintext twin of `users`: same shape and indexes,
+    /// no encryption. Created by the benchmark, not by migrations.
+    users_plain (id) {
+        id -> BigInt,
+        name -> Text,
+        email -> Nullable<Text>,
+        age -> Integer,
+        created_at -> Timestamp,
+    }
+}

@@ -52,6 +52,19 @@ pub struct UserRow {
     pub key_id: i64,
 }
 
+/// The columns an export reads: no timestamps to parse, no key id.
+#[derive(Debug, Clone, Queryable)]
+pub struct ExportRow {
+    /// Primary key.
+    pub id: i64,
+    /// Ciphertext of the name.
+    pub name: Vec<u8>,
+    /// Ciphertext of the email, or NULL.
+    pub email: Option<Vec<u8>>,
+    /// Plain age.
+    pub age: i32,
+}
+
 /// The sealed fields an update writes.
 #[derive(Debug, Clone, AsChangeset)]
 #[diesel(table_name = users, treat_none_as_null = true)]
@@ -126,6 +139,19 @@ pub fn list(
             .offset(offset)
             .load(conn)
     })
+}
+
+/// Up to `limit` export rows with ids above `after`, in id order.
+///
+/// # Errors
+/// Database errors.
+pub fn export_page(db: &mut Db, after: i64, limit: i64) -> QueryResult<Vec<ExportRow>> {
+    with_conn!(db, |conn| users::table
+        .filter(users::id.gt(after))
+        .select((users::id, users::name, users::email, users::age))
+        .order(users::id.asc())
+        .limit(limit)
+        .load(conn))
 }
 
 /// Rows whose name has this blind index.

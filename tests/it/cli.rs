@@ -6,27 +6,27 @@ use fieldseal::store::{users, Db, DbUrl};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const PASS: &str = "correct horse battery staple";
+pub(crate) const PASS: &str = "correct horse battery staple";
 
 /// A stored row as the database holds it: id, sealed name, sealed email,
 /// age, key id.
 type RawRow = (i64, Vec<u8>, Option<Vec<u8>>, i32, i64);
 
 /// Runs the binary against one test database.
-struct Tool {
-    db: TestDb,
+pub(crate) struct Tool {
+    pub(crate) db: TestDb,
     dir: tempfile::TempDir,
 }
 
 impl Tool {
-    fn new(db: TestDb) -> Tool {
+    pub(crate) fn new(db: TestDb) -> Tool {
         Tool {
             db,
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
-    fn cmd(&self, passphrase: &str, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, passphrase: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fieldseal"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -38,16 +38,16 @@ impl Tool {
         cmd
     }
 
-    fn run_with(&self, passphrase: &str, args: &[&str]) -> Output {
+    pub(crate) fn run_with(&self, passphrase: &str, args: &[&str]) -> Output {
         self.cmd(passphrase, args).output().expect("run fieldseal")
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.run_with(PASS, args)
     }
 
     /// Runs and asserts success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -58,12 +58,19 @@ impl Tool {
         String::from_utf8(out.stdout).expect("UTF-8 output")
     }
 
-    fn path(&self, name: &str) -> std::path::PathBuf {
+    pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
     }
 
+    /// Number of stored rows.
+    pub(crate) fn raw_count(&self) -> i64 {
+        let url = DbUrl::parse(Some(&self.db.url)).unwrap();
+        let mut db = Db::connect(&url).unwrap();
+        users::count(&mut db).unwrap()
+    }
+
     /// The raw stored rows: what the database holds, still sealed.
-    fn raw_rows(&self) -> Vec<RawRow> {
+    pub(crate) fn raw_rows(&self) -> Vec<RawRow> {
         let url = DbUrl::parse(Some(&self.db.url)).unwrap();
         let mut db = Db::connect(&url).unwrap();
         users::list(&mut db, false, None, 0)
@@ -74,12 +81,12 @@ impl Tool {
     }
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Parses `list --format csv` output into (id, name, email, age).
-fn parse_list_csv(text: &str) -> Vec<(String, String, String, String)> {
+pub(crate) fn parse_list_csv(text: &str) -> Vec<(String, String, String, String)> {
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),

@@ -6,6 +6,7 @@ mod canary;
 mod cli;
 mod columns;
 mod golden;
+mod import;
 mod keystore;
 mod props;
 mod repl;

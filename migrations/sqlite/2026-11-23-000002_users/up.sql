@@ -1,7 +1,7 @@
 -- User records. name and email hold AES-256-GCM ciphertext (format v1);
 -- *_bidx hold 16-byte blind indexes for equality search; key_id is the
--- data key that sealed this row's ciphertexts, so rotation finds old rows
--- through an index.
+-- data key that sealed this row's ciphertexts (not indexed: rotation walks
+-- the primary key in ranges).
 CREATE TABLE users (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   name BLOB NOT NULL,
@@ -14,4 +14,3 @@ CREATE TABLE users (
 );
 CREATE UNIQUE INDEX users_email_bidx ON users (email_bidx);
 CREATE INDEX users_name_bidx ON users (name_bidx);
-CREATE INDEX users_key_id ON users (key_id);

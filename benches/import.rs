@@ -1,0 +1,375 @@
+//! The import/export benchmark, against a real MySQL/MariaDB server.
+//!
+//! ```sh
+//! cargo bench --bench import                 # 1,000,000 rows
+//! cargo bench --bench import -- --rows 200000 --repeat 5
+//! ```
+//!
+//! Generates a deterministic CSV (non-ASCII names, names with commas and
+//! quotes), then measures in one run, each into a fresh table:
+//!
+//! - (a) `fieldseal import` with encryption (the library's import path);
+//! - (b) the same path with encryption off, into a plaintext table with the
+//!   same indexes;
+//! - (c) `LOAD DATA LOCAL INFILE` of the plaintext CSV;
+//! - (d) export, decrypting every row;
+//! - (e) a plaintext read of the same rows, written as CSV the same way;
+//!
+//! and prints rows/s (the median of `--repeat` runs, default 3) with the
+//! ratios a/b, a/c and d/e, the encrypted import with INSERT batches
+//! instead of LOAD DATA, sealing alone without a database, and the peak
+//! RSS of the import. The server comes from `FIELDSEAL_BENCH_MYSQL_URL`,
+//! else `FIELDSEAL_TEST_MYSQL_URL`, else `mysql://root@127.0.0.1:3306`; a
+//! database is created for the run and dropped afterwards.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use fieldseal::app::import::{self, ImportOptions, RejectSink, Rejection};
+use fieldseal::app::{keys, records, Session};
+use fieldseal::store::schema::users_plain;
+use fieldseal::store::DbUrl;
+use fieldseal::{MasterSecret, SecretKey};
+use rand::{Rng, SeedableRng};
+use std::io::Write;
+use std::time::Instant;
+
+const FIRST: &[&str] = &[
+    "Zoë",
+    "José",
+    "Łukasz",
+    "Anne-Marie",
+    "O'Brien",
+    "Ngozi",
+    "Søren",
+    "Aiko",
+    "Chloé",
+    "Mateus",
+    "Иван",
+    "Μαρία",
+    "محمد",
+    "李",
+    "Ana \"Nan\"",
+];
+const LAST: &[&str] = &[
+    "Müller",
+    "Smith, Jr.",
+    "García",
+    "Nováková",
+    "Dubois",
+    "Kowalski",
+    "\"Ace\" Jones",
+    "Ødegaard",
+    "Nakamura",
+    "van der Berg",
+    "Петров",
+    "Παπαδόπουλος",
+    "Lee, Ann",
+];
+
+struct NoRejects;
+
+impl RejectSink for NoRejects {
+    fn header(&mut self, _: &[Vec<u8>]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn reject(&mut self, r: &Rejection) -> std::io::Result<()> {
+        panic!(
+            "benchmark data was rejected at line {}: {}",
+            r.line, r.reason
+        )
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let rows = rows_arg();
+    let server = std::env::var("FIELDSEAL_BENCH_MYSQL_URL")
+        .or_else(|_| std::env::var("FIELDSEAL_TEST_MYSQL_URL"))
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+    let server = server.trim_end_matches('/').to_owned();
+    let name = format!("fieldseal_bench_{}", std::process::id());
+    let mut admin = MysqlConnection::establish(&format!("{server}/mysql"))?;
+    admin.batch_execute(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))?;
+    let result = run(rows, &format!("{server}/{name}"));
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"))?;
+    result
+}
+
+fn rows_arg() -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--rows")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let csv_path = dir.path().join("users.csv");
+    let started = Instant::now();
+    generate(&csv_path, rows)?;
+    let size = std::fs::metadata(&csv_path)?.len();
+    println!(
+        "fieldseal import benchmark: {rows} rows, {:.1} MB CSV generated in {:.1} s",
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+
+    let db = keys::connect(&DbUrl::parse(Some(url))?)?;
+    let (mut session, _) = keys::unlock(db, &MasterSecret::Key(SecretKey::generate()))?;
+    with_mysql(&mut session, |c| {
+        c.batch_execute(
+            "CREATE TABLE users_plain (
+               id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+               name VARCHAR(255) NOT NULL, email VARCHAR(255) NULL,
+               age INTEGER NOT NULL, created_at DATETIME NOT NULL,
+               UNIQUE KEY users_plain_email (email), KEY users_plain_name (name)
+             ) ENGINE = InnoDB;
+             CREATE TABLE users_loaded LIKE users_plain;",
+        )
+    })?;
+
+    // Sealing alone, one thread, no database: the ceiling encryption puts
+    // on the import.
+    let f = timed(|| {
+        let input = fieldseal::app::RecordInput::parse(
+            "Zoë Müller 123456",
+            Some("user123456@example.org"),
+            "42",
+        )?;
+        for _ in 0..rows {
+            std::hint::black_box(records::seal(&session.keyring, &input)?);
+        }
+        Ok(())
+    })?;
+
+    let reps = repeat_arg();
+    let (mut a, mut a_ins, mut b, mut c, mut d, mut e) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut peak = 0;
+    let mut rss_before = 0;
+    for rep in 1..=reps {
+        eprintln!("run {rep} of {reps}");
+        truncate(&mut session, "users")?;
+        a_ins.push(timed(|| import_once(&mut session, &csv_path, true, false))?);
+        truncate(&mut session, "users")?;
+        truncate(&mut session, "fieldseal_imports")?;
+        reset_peak_rss();
+        rss_before = rss_kib("VmRSS");
+        a.push(timed(|| import_once(&mut session, &csv_path, true, true))?);
+        peak = peak.max(rss_kib("VmHWM"));
+        truncate(&mut session, "fieldseal_imports")?;
+        truncate(&mut session, "users_plain")?;
+        b.push(timed(|| import_once(&mut session, &csv_path, false, true))?);
+        truncate(&mut session, "fieldseal_imports")?;
+        truncate(&mut session, "users_loaded")?;
+        c.push(timed(|| {
+            let path = csv_path.display().to_string().replace('\'', "''");
+            with_mysql(&mut session, |c| {
+                c.batch_execute(&format!(
+                    "LOAD DATA LOCAL INFILE '{path}' INTO TABLE users_loaded CHARACTER SET utf8mb4
+                     FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY ''
+                     LINES TERMINATED BY '\\n' IGNORE 1 LINES
+                     (name, @email, age) SET email = NULLIF(@email, ''), created_at = NOW()"
+                ))
+            })
+            .map_err(Into::into)
+        })?);
+        let loaded = with_mysql(&mut session, users_loaded_count)?;
+        assert_eq!(loaded, rows as i64, "LOAD DATA loaded every row");
+        d.push(timed(|| {
+            let n = records::export(&mut session, std::io::sink())?;
+            assert_eq!(n, rows);
+            Ok(())
+        })?);
+        e.push(timed(|| {
+            let n = with_mysql(&mut session, plain_read)?;
+            assert_eq!(n, rows);
+            Ok(())
+        })?);
+    }
+    let (a, a_ins, b, c, d, e) = (
+        median(a),
+        median(a_ins),
+        median(b),
+        median(c),
+        median(d),
+        median(e),
+    );
+
+    let rate = |secs: f64| rows as f64 / secs;
+    println!();
+    println!("median of {reps} run(s)                                    seconds       rows/s");
+    for (label, secs) in [
+        ("(a) import, encrypted (LOAD DATA batches, pipelined)", a),
+        ("    the same with multi-row INSERT batches instead", a_ins),
+        ("(b) same import path, encryption off, plaintext table", b),
+        ("(c) LOAD DATA LOCAL INFILE of the plaintext CSV", c),
+        ("(d) export, decrypting every row", d),
+        ("(e) plaintext read of the same rows, as CSV", e),
+        (
+            "    sealing alone (2 fields + 2 blind indexes), 1 thread",
+            f,
+        ),
+    ] {
+        println!("{label:<58} {secs:>9.2} {:>12.0}", rate(secs));
+    }
+    println!();
+    println!(
+        "a/b = {:.2}   (target >= 0.9: encryption costs at most 10%)",
+        b / a
+    );
+    println!("a/c = {:.2}   (target >= 0.6)", c / a);
+    println!("d/e = {:.2}   (target >= 0.7)", e / d);
+    println!("LOAD DATA vs INSERT batches, encrypted: {:.2}x", a_ins / a);
+    println!(
+        "import memory: RSS {:.0} MB before, peak {:.0} MB during (a)",
+        rss_before as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn repeat_arg() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--repeat")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3)
+}
+
+fn truncate(session: &mut Session, table: &str) -> QueryResult<()> {
+    with_mysql(session, |c| {
+        c.batch_execute(&format!("TRUNCATE TABLE {table}"))
+    })
+}
+
+fn import_once(
+    session: &mut Session,
+    path: &std::path::Path,
+    encrypt: bool,
+    bulk_load: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let options = ImportOptions {
+        encrypt,
+        bulk_load,
+        ..ImportOptions::default()
+    };
+    let report = import::import(session, path, &options, &mut NoRejects, &mut |_| {})?;
+    assert!(report.stopped_at.is_none());
+    assert_eq!(report.read, report.inserted);
+    Ok(())
+}
+
+fn timed(
+    f: impl FnOnce() -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    f()?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn with_mysql<T>(
+    session: &mut Session,
+    f: impl FnOnce(&mut MysqlConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    match &mut session.db {
+        fieldseal::store::Db::Mysql(c) => f(c),
+        fieldseal::store::Db::Sqlite(_) => Err(diesel::result::Error::NotFound),
+    }
+}
+
+fn users_loaded_count(c: &mut MysqlConnection) -> QueryResult<i64> {
+    diesel::sql_query("SELECT COUNT(*) AS n FROM users_loaded")
+        .get_result::<Count>(c)
+        .map(|r| r.n)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// (e): the plaintext twin of export: keyset pages of 5,000, as CSV.
+fn plain_read(c: &mut MysqlConnection) -> QueryResult<u64> {
+    let mut writer = csv::Writer::from_writer(std::io::sink());
+    let mut after = 0i64;
+    let mut n = 0u64;
+    loop {
+        let page: Vec<(i64, String, Option<String>, i32)> = users_plain::table
+            .filter(users_plain::id.gt(after))
+            .select((
+                users_plain::id,
+                users_plain::name,
+                users_plain::email,
+                users_plain::age,
+            ))
+            .order(users_plain::id)
+            .limit(5_000)
+            .load(c)?;
+        for (id, name, email, age) in &page {
+            writer
+                .write_record([
+                    name.as_str(),
+                    email.as_deref().unwrap_or(""),
+                    &age.to_string(),
+                ])
+                .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            after = *id;
+            n += 1;
+        }
+        if page.len() < 5_000 {
+            return Ok(n);
+        }
+    }
+}
+
+/// A deterministic CSV: same seed, same file.
+fn generate(path: &std::path::Path, rows: u64) -> std::io::Result<()> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EA1);
+    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(std::fs::File::create(path)?));
+    out.write_record(["name", "email", "age"])?;
+    for i in 0..rows {
+        let first = FIRST[rng.gen_range(0..FIRST.len())];
+        let last = LAST[rng.gen_range(0..LAST.len())];
+        let name = format!("{first} {last} {i}");
+        let email = if rng.gen_ratio(1, 10) {
+            String::new()
+        } else {
+            format!("user{i}@example.org")
+        };
+        let age = rng.gen_range(0..=150u32).to_string();
+        out.write_record([name.as_str(), email.as_str(), age.as_str()])?;
+    }
+    out.flush()?;
+    out.into_inner().map_err(|e| e.into_error())?.flush()
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resets VmHWM so the next reading is the peak of the next phase only.
+fn reset_peak_rss() {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/clear_refs")
+    {
+        let _ = f.write_all(b"5");
+    }
+}
