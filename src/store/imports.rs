@@ -4,7 +4,7 @@ use super::schema::{fieldseal_imports, users, users_plain};
 use super::users::NewUserRow;
 use super::Db;
 use crate::with_conn;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, Timelike};
 use diesel::prelude::*;
 
 /// Progress of one import, keyed by the SHA-256 of the file.
@@ -212,6 +212,9 @@ pub struct BulkLoader {
     file: Option<tempfile::NamedTempFile>,
     buf: Vec<u8>,
     disabled: bool,
+    /// The last timestamp formatted, and its text: rows of a batch share
+    /// their second, so this saves formatting each row's.
+    stamp: Option<(NaiveDateTime, String)>,
 }
 
 impl BulkLoader {
@@ -248,7 +251,8 @@ impl BulkLoader {
         let (table, charset, columns) = match rows {
             BatchRows::Sealed(rows) => {
                 for r in rows {
-                    encode_sealed(&mut self.buf, r);
+                    let stamp = stamp_text(&mut self.stamp, r.created_at);
+                    encode_sealed(&mut self.buf, r, &stamp);
                 }
                 (
                     "users",
@@ -258,7 +262,8 @@ impl BulkLoader {
             }
             BatchRows::Plain(rows) => {
                 for r in rows {
-                    encode_plain(&mut self.buf, r);
+                    let stamp = stamp_text(&mut self.stamp, r.created_at);
+                    encode_plain(&mut self.buf, r, &stamp);
                 }
                 ("users_plain", "utf8mb4", "(name, email, age, created_at)")
             }
@@ -308,7 +313,21 @@ impl BulkLoader {
     }
 }
 
-fn encode_sealed(buf: &mut Vec<u8>, r: &NewUserRow) {
+/// `created_at` as LOAD DATA reads it, reformatted only when the second
+/// changes.
+fn stamp_text(cache: &mut Option<(NaiveDateTime, String)>, at: NaiveDateTime) -> String {
+    let at = at.with_nanosecond(0).unwrap_or(at);
+    match cache {
+        Some((cached, text)) if *cached == at => text.clone(),
+        _ => {
+            let text = at.format("%Y-%m-%d %H:%M:%S").to_string();
+            *cache = Some((at, text.clone()));
+            text
+        }
+    }
+}
+
+fn encode_sealed(buf: &mut Vec<u8>, r: &NewUserRow, stamp: &str) {
     escape(buf, &r.name);
     buf.push(b'\t');
     escape(buf, &r.name_bidx);
@@ -319,30 +338,20 @@ fn encode_sealed(buf: &mut Vec<u8>, r: &NewUserRow) {
     buf.push(b'\t');
     buf.extend_from_slice(r.age.to_string().as_bytes());
     buf.push(b'\t');
-    buf.extend_from_slice(
-        r.created_at
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
-            .as_bytes(),
-    );
+    buf.extend_from_slice(stamp.as_bytes());
     buf.push(b'\t');
     buf.extend_from_slice(r.key_id.to_string().as_bytes());
     buf.push(b'\n');
 }
 
-fn encode_plain(buf: &mut Vec<u8>, r: &NewPlainRow) {
+fn encode_plain(buf: &mut Vec<u8>, r: &NewPlainRow, stamp: &str) {
     escape(buf, r.name.as_bytes());
     buf.push(b'\t');
     escape_opt(buf, r.email.as_deref().map(str::as_bytes));
     buf.push(b'\t');
     buf.extend_from_slice(r.age.to_string().as_bytes());
     buf.push(b'\t');
-    buf.extend_from_slice(
-        r.created_at
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
-            .as_bytes(),
-    );
+    buf.extend_from_slice(stamp.as_bytes());
     buf.push(b'\n');
 }
 
