@@ -337,7 +337,12 @@ fn plain_read(c: &mut MysqlConnection) -> QueryResult<u64> {
 /// sequential: `user1@, user2@, …` would hand the plaintext baseline an
 /// index with perfect locality that no real export of users has.
 fn generate(path: &std::path::Path, rows: u64) -> std::io::Result<()> {
-    const DOMAINS: &[&str] = &["example.org", "mail.example.com", "example.net", "uni.example.edu"];
+    const DOMAINS: &[&str] = &[
+        "example.org",
+        "mail.example.com",
+        "example.net",
+        "uni.example.edu",
+    ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5EA1);
     let mut out = csv::Writer::from_writer(std::io::BufWriter::new(std::fs::File::create(path)?));
     out.write_record(["name", "email", "age"])?;

@@ -24,8 +24,25 @@ pub const PURPOSE_DATA: &str = "data";
 pub const PURPOSE_INDEX: &str = "index";
 /// State of a key that seals new values (data) or indexes (index).
 pub const STATE_ACTIVE: &str = "active";
-/// State of a key kept only to open older values.
+/// State of an older data key that still protects rows (a rotation has
+/// not finished re-encrypting them).
+pub const STATE_DECRYPT_ONLY: &str = "decrypt-only";
+/// State of an older data key that no row uses any more. It is kept, so a
+/// value restored from an old backup still opens.
 pub const STATE_RETIRED: &str = "retired";
+
+/// The public facts of a stored key (never the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// [`PURPOSE_DATA`] or [`PURPOSE_INDEX`].
+    pub purpose: String,
+    /// Key id (data) or version (index).
+    pub id: u32,
+    /// [`STATE_ACTIVE`], [`STATE_DECRYPT_ONLY`] or [`STATE_RETIRED`].
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
 
 mod schema {
     diesel::table! {
@@ -101,12 +118,31 @@ pub trait KeyStoreConnection: Connection {
     fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
     /// Inserts a wrapped key.
     fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+    /// Replaces the keyring row (new salt, parameters, key check value).
+    fn update_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
+    /// Replaces a key's wrapped bytes and state.
+    fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+    /// A transaction that reads, then writes. On SQLite it takes the write
+    /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has
+    /// read cannot wait for the lock and would fail with "database is
+    /// locked" under a concurrent writer.
+    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<diesel::result::Error>;
 }
 
 macro_rules! impl_keystore_connection {
-    ($feature:literal, $conn:ty, $ddl:literal) => {
+    ($feature:literal, $conn:ty, $ddl:literal, $begin:ident) => {
         #[cfg(feature = $feature)]
         impl KeyStoreConnection for $conn {
+            fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+            where
+                F: FnOnce(&mut Self) -> Result<T, E>,
+                E: From<diesel::result::Error>,
+            {
+                self.$begin(f)
+            }
             fn install_keystore_schema(&mut self) -> QueryResult<()> {
                 self.batch_execute(include_str!($ddl))
             }
@@ -135,6 +171,27 @@ macro_rules! impl_keystore_connection {
                     .execute(self)
                     .map(drop)
             }
+            fn update_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()> {
+                diesel::update(fieldseal_keyring::table.find(row.id))
+                    .set((
+                        fieldseal_keyring::kdf_salt.eq(&row.kdf_salt),
+                        fieldseal_keyring::kdf_m_cost.eq(row.kdf_m_cost),
+                        fieldseal_keyring::kdf_t_cost.eq(row.kdf_t_cost),
+                        fieldseal_keyring::kdf_p_cost.eq(row.kdf_p_cost),
+                        fieldseal_keyring::key_check.eq(&row.key_check),
+                    ))
+                    .execute(self)
+                    .map(drop)
+            }
+            fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
+                diesel::update(fieldseal_keys::table.find((&row.purpose, row.id)))
+                    .set((
+                        fieldseal_keys::wrapped.eq(&row.wrapped),
+                        fieldseal_keys::state.eq(&row.state),
+                    ))
+                    .execute(self)
+                    .map(drop)
+            }
         }
     };
 }
@@ -142,17 +199,20 @@ macro_rules! impl_keystore_connection {
 impl_keystore_connection!(
     "mysql",
     diesel::MysqlConnection,
-    "../migrations/mysql/2026-11-23-000001_keyring/up.sql"
+    "../migrations/mysql/2026-11-23-000001_keyring/up.sql",
+    transaction
 );
 impl_keystore_connection!(
     "sqlite",
     diesel::SqliteConnection,
-    "../migrations/sqlite/2026-11-23-000001_keyring/up.sql"
+    "../migrations/sqlite/2026-11-23-000001_keyring/up.sql",
+    immediate_transaction
 );
 impl_keystore_connection!(
     "postgres",
     diesel::PgConnection,
-    "../migrations/postgres/2026-11-23-000001_keyring/up.sql"
+    "../migrations/postgres/2026-11-23-000001_keyring/up.sql",
+    transaction
 );
 
 /// Creates and unlocks the key store.
@@ -212,7 +272,7 @@ impl KeyStore {
                 state: STATE_ACTIVE.to_owned(),
                 created_at: now,
             });
-        conn.transaction(|conn| {
+        conn.write_transaction(|conn| {
             if conn.load_keyring_row()?.is_some() {
                 return Err(Error::KeyStore(
                     "this database already has a keyring".into(),
@@ -291,6 +351,166 @@ impl KeyStore {
             Err(e) => Err(e),
         }
     }
+}
+
+impl KeyStore {
+    /// The master key from `secret` (Argon2id of a passphrase, or the key
+    /// itself), checked against the stored key check value. Keep it as
+    /// `MasterSecret::Key` to unlock again later without the passphrase.
+    ///
+    /// # Errors
+    /// [`Error::WrongMasterKey`]; [`Error::KeyStore`] without a keyring.
+    pub fn derive_master_key<C: KeyStoreConnection>(
+        conn: &mut C,
+        secret: &MasterSecret,
+    ) -> Result<SecretKey> {
+        master_key(conn, secret).map(|(_, key)| key)
+    }
+
+    /// The stored keys' ids, states and ages.
+    ///
+    /// # Errors
+    /// [`Error::Database`], [`Error::KeyStore`] for an id out of range.
+    pub fn keys<C: KeyStoreConnection>(conn: &mut C) -> Result<Vec<KeyInfo>> {
+        conn.load_key_rows()?
+            .into_iter()
+            .map(|row| {
+                Ok(KeyInfo {
+                    id: key_id(row.id)?,
+                    purpose: row.purpose,
+                    state: row.state,
+                    created_at: row.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a new data key, one above the highest id, and makes it the
+    /// active one (the previous active key becomes decrypt-only). Returns
+    /// the unlocked keyring with the new key.
+    ///
+    /// # Errors
+    /// [`Error::WrongMasterKey`] and the errors of [`KeyStore::unlock`].
+    pub fn add_data_key<C: KeyStoreConnection>(
+        conn: &mut C,
+        secret: &MasterSecret,
+    ) -> Result<Keyring> {
+        let (_, master_key) = master_key(conn, secret)?;
+        conn.write_transaction(|conn| {
+            let rows = conn.load_key_rows()?;
+            let next = rows
+                .iter()
+                .filter(|r| r.purpose == PURPOSE_DATA)
+                .map(|r| r.id)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let id = key_id(next)?;
+            for mut row in rows
+                .into_iter()
+                .filter(|r| r.purpose == PURPOSE_DATA && r.state == STATE_ACTIVE)
+            {
+                row.state = STATE_DECRYPT_ONLY.to_owned();
+                conn.update_key_row(&row)?;
+            }
+            let key = SecretKey::generate();
+            conn.insert_key_row(&KeyRow {
+                purpose: PURPOSE_DATA.to_owned(),
+                id: next,
+                wrapped: master::wrap_key(&master_key, PURPOSE_DATA, id, &key),
+                state: STATE_ACTIVE.to_owned(),
+                created_at: unix_now(),
+            })?;
+            Ok::<_, Error>(())
+        })?;
+        Self::unlock(conn, secret)
+    }
+
+    /// Marks every data key but `active` as retired (after a rotation
+    /// re-encrypted all rows).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn retire_data_keys_except<C: KeyStoreConnection>(
+        conn: &mut C,
+        active: u32,
+    ) -> Result<Vec<u32>> {
+        conn.write_transaction(|conn| {
+            let mut retired = Vec::new();
+            for mut row in conn.load_key_rows()? {
+                if row.purpose == PURPOSE_DATA
+                    && row.id != i64::from(active)
+                    && row.state != STATE_RETIRED
+                {
+                    row.state = STATE_RETIRED.to_owned();
+                    conn.update_key_row(&row)?;
+                    retired.push(key_id(row.id)?);
+                }
+            }
+            Ok(retired)
+        })
+    }
+
+    /// Re-wraps every stored key under the master key from `new`, with a
+    /// fresh salt, in one transaction. No row of data is touched; the old
+    /// passphrase or master key stops working.
+    ///
+    /// # Errors
+    /// [`Error::WrongMasterKey`] when `old` is wrong (nothing changes);
+    /// [`Error::CorruptWrappedKey`]; [`Error::Database`].
+    pub fn change_master<C: KeyStoreConnection>(
+        conn: &mut C,
+        old: &MasterSecret,
+        new: &MasterSecret,
+        params: KdfParams,
+    ) -> Result<()> {
+        let (mut keyring_row, old_key) = master_key(conn, old)?;
+        let salt = master::new_salt();
+        let new_key = new.derive(&salt, params)?;
+        let as_i32 = |v: u32| {
+            i32::try_from(v).map_err(|_| Error::KeyStore("KDF parameter too large".into()))
+        };
+        keyring_row.kdf_salt = salt.to_vec();
+        keyring_row.kdf_m_cost = as_i32(params.m_cost_kib)?;
+        keyring_row.kdf_t_cost = as_i32(params.t_cost)?;
+        keyring_row.kdf_p_cost = as_i32(params.p_cost)?;
+        keyring_row.key_check = master::key_check_value(&new_key);
+        conn.write_transaction(|conn| {
+            for mut row in conn.load_key_rows()? {
+                let id = key_id(row.id)?;
+                let purpose = match row.purpose.as_str() {
+                    PURPOSE_DATA => PURPOSE_DATA,
+                    PURPOSE_INDEX => PURPOSE_INDEX,
+                    other => return Err(Error::KeyStore(format!("unknown key purpose {other:?}"))),
+                };
+                let key = master::unwrap_key(&old_key, purpose, id, &row.wrapped)?;
+                row.wrapped = master::wrap_key(&new_key, purpose, id, &key);
+                conn.update_key_row(&row)?;
+            }
+            conn.update_keyring_row(&keyring_row)?;
+            Ok(())
+        })
+    }
+}
+
+/// The keyring row and the master key from `secret`, checked against the
+/// stored key check value.
+fn master_key<C: KeyStoreConnection>(
+    conn: &mut C,
+    secret: &MasterSecret,
+) -> Result<(KeyringRow, SecretKey)> {
+    let row = conn
+        .load_keyring_row()?
+        .ok_or_else(|| Error::KeyStore("this database has no keyring yet".into()))?;
+    let key = secret.derive(&row.kdf_salt, stored_params(&row)?)?;
+    if !master::verify_key_check(&key, &row.key_check) {
+        return Err(Error::WrongMasterKey);
+    }
+    Ok((row, key))
+}
+
+fn key_id(id: i64) -> Result<u32> {
+    u32::try_from(id).map_err(|_| Error::KeyStore(format!("key id {id} is out of range")))
 }
 
 fn stored_params(row: &KeyringRow) -> Result<KdfParams> {

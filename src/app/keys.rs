@@ -23,14 +23,24 @@ pub fn has_keyring(db: &mut Db) -> Result<bool, AppError> {
 /// [`crate::Error::WrongMasterKey`] (as [`AppError::Crypto`]) when the
 /// secret does not match; nothing is written in that case.
 pub fn unlock(mut db: Db, secret: &MasterSecret) -> Result<(Session, bool), AppError> {
-    let (keyring, created) = with_conn!(&mut db, |conn| KeyStore::open_or_create(
-        conn,
-        secret,
-        KdfParams::default()
-    ))?;
-    let keyring = Arc::new(keyring);
+    let created = if has_keyring(&mut db)? {
+        false
+    } else {
+        with_conn!(&mut db, |conn| KeyStore::open_or_create(
+            conn,
+            secret,
+            KdfParams::default()
+        ))?
+        .1
+    };
+    // Derive once (Argon2id for a passphrase), then unlock with the key: the
+    // session keeps it to load keys a rotation adds later.
+    let master = MasterSecret::Key(with_conn!(&mut db, |conn| KeyStore::derive_master_key(
+        conn, secret
+    ))?);
+    let keyring = Arc::new(with_conn!(&mut db, |conn| KeyStore::unlock(conn, &master))?);
     crate::install_keyring_arc(Arc::clone(&keyring));
-    Ok((Session { db, keyring }, created))
+    Ok((Session::new(db, keyring, master), created))
 }
 
 /// Connects to `url` (applying migrations).

@@ -7,6 +7,7 @@ pub mod import;
 pub mod keys;
 pub mod record;
 pub mod records;
+pub mod rotate;
 
 pub use error::AppError;
 pub use record::{Record, RecordInput};
@@ -21,4 +22,38 @@ pub struct Session {
     pub db: Db,
     /// The unlocked keyring (also installed process-wide for the column types).
     pub keyring: Arc<Keyring>,
+    /// The master key that unlocked it, to load keys added later (a
+    /// rotation in another process) without asking for the passphrase.
+    master: crate::MasterSecret,
+}
+
+impl Session {
+    /// An open session. `master` must be the key that unlocked `keyring`.
+    pub fn new(db: Db, keyring: Arc<Keyring>, master: crate::MasterSecret) -> Self {
+        Session {
+            db,
+            keyring,
+            master,
+        }
+    }
+
+    /// Loads the key store again, so keys another process added since
+    /// (a rotation) can open rows. Returns whether the keyring changed.
+    ///
+    /// # Errors
+    /// Database and key store errors.
+    pub fn reload_keyring(&mut self) -> Result<bool, AppError> {
+        let fresh = crate::with_conn!(&mut self.db, |c| crate::KeyStore::unlock(c, &self.master))?;
+        let changed = fresh.key_ids().ne(self.keyring.key_ids());
+        if changed {
+            self.keyring = Arc::new(fresh);
+            crate::install_keyring_arc(Arc::clone(&self.keyring));
+        }
+        Ok(changed)
+    }
+
+    /// The master key that unlocked this session.
+    pub fn master(&self) -> &crate::MasterSecret {
+        &self.master
+    }
 }

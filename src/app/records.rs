@@ -76,6 +76,20 @@ pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
     })
 }
 
+/// [`open`], loading the key store again once if the row names a key this
+/// session does not hold yet (another process rotated meanwhile).
+fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
+    match open(&session.keyring, row.clone()) {
+        Err(AppError::Decrypt { source, .. })
+            if matches!(source.kind, crate::DecryptErrorKind::UnknownKeyId(_))
+                && session.reload_keyring()? =>
+        {
+            open(&session.keyring, row)
+        }
+        other => other,
+    }
+}
+
 /// The id of the record that already uses `email`, if any.
 ///
 /// # Errors
@@ -168,7 +182,7 @@ pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, 
 /// [`AppError::NotFound`]; decryption errors.
 pub fn get(session: &mut Session, id: i64) -> Result<Record, AppError> {
     let row = users::get(&mut session.db, id)?.ok_or(AppError::NotFound(id))?;
-    open(&session.keyring, row)
+    open_fresh(session, row)
 }
 
 /// What an update changes; `None` keeps the field. `email: Some("")`
@@ -257,6 +271,9 @@ pub fn count(session: &mut Session) -> Result<i64, AppError> {
 /// Decryption, database and I/O errors.
 pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result<u64, ExportError> {
     const PAGE: i64 = 5_000;
+    // Keys added by a rotation since this session unlocked are needed to
+    // read the rows it re-encrypted.
+    session.reload_keyring()?;
     let keyring = std::sync::Arc::clone(&session.keyring);
     // Pages are fetched here and decrypted and written by a second thread,
     // so the database and the decryption work at the same time.

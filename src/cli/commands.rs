@@ -18,7 +18,9 @@ pub fn run(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> 
         Command::Delete(args) => delete(session, args),
         Command::Export(args) => export(session, args),
         Command::Import(args) => super::import::run(session, &args),
-        Command::Repl => bail!("the interactive prompt is not a subcommand to run here"),
+        Command::Repl | Command::Keys { .. } => {
+            bail!("this command is dispatched before a plain session is opened")
+        }
     }
 }
 

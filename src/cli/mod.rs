@@ -2,7 +2,8 @@
 //! command calls a service in `fieldseal::app`.
 
 mod commands;
-mod import;
+pub mod import;
+pub mod keys;
 mod output;
 mod repl;
 mod unlock;
@@ -48,6 +49,11 @@ enum Command {
     Export(ExportArgs),
     /// Import records from a CSV file with a header name,email,age
     Import(ImportArgs),
+    /// Key management: status, rotate, change-passphrase
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// The interactive prompt (also what plain `fieldseal` opens in a terminal)
     Repl,
 }
@@ -182,6 +188,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let url = DbUrl::parse(cli.database_url.as_deref())?;
     match cli.command {
         None | Some(Command::Repl) => repl::run(&url),
+        Some(Command::Keys { command }) => {
+            let (mut session, secret) = unlock::open_session_with_secret(&url)?;
+            keys::run(&mut session, &secret, &command)
+        }
         Some(command) => {
             let mut session = unlock::open_session(&url)?;
             commands::run(&mut session, command)

@@ -31,7 +31,9 @@ Commands (or press Enter on an empty line for the menu):
   find NAME           find records by name (find ADDRESS with an @ searches emails)
   email ADDRESS       find the record with this email
   delete ID           delete a record (asks first)
+  import FILE         import records from a CSV file (name,email,age)
   export FILE         export all records, decrypted, as CSV
+  keys                key status
   help                this list
   quit                leave (Ctrl-D works too)
 Ctrl-C cancels the action in progress.";
@@ -42,7 +44,9 @@ const MENU: &[(&str, Action)] = &[
     ("Find by name", Action::FindName(None)),
     ("Find by email", Action::FindEmail(None)),
     ("Delete a record", Action::Delete(None)),
+    ("Import a CSV file", Action::Import(None)),
     ("Export to CSV", Action::Export(None)),
+    ("Key status", Action::KeyStatus),
     ("Help", Action::Help),
     ("Quit", Action::Quit),
 ];
@@ -55,6 +59,8 @@ enum Action {
     FindEmail(Option<String>),
     Delete(Option<String>),
     Export(Option<String>),
+    Import(Option<String>),
+    KeyStatus,
     Help,
     Quit,
     Unknown(String),
@@ -135,6 +141,8 @@ fn parse(line: &str) -> Action {
         "email" => Action::FindEmail(arg),
         "delete" | "del" | "rm" => Action::Delete(arg),
         "export" => Action::Export(arg),
+        "import" => Action::Import(arg),
+        "keys" => Action::KeyStatus,
         "help" | "h" | "?" => Action::Help,
         "quit" | "exit" | "q" => Action::Quit,
         _ => Action::Unknown(verb.to_owned()),
@@ -199,6 +207,8 @@ fn perform(session: &mut Session, theme: &ColorfulTheme, action: Action) -> anyh
             println!("Exported {written} record(s) to {}.", path.display());
             Ok(())
         }
+        Action::Import(file) => import(session, theme, file),
+        Action::KeyStatus => super::keys::print_status(session),
         Action::Help => {
             println!("{HELP}");
             Ok(())
@@ -327,6 +337,63 @@ fn delete(session: &mut Session, theme: &ColorfulTheme, id: Option<String>) -> a
     records::delete(session, id)?;
     println!("Deleted record {id}.");
     Ok(())
+}
+
+fn import(
+    session: &mut Session,
+    theme: &ColorfulTheme,
+    file: Option<String>,
+) -> anyhow::Result<()> {
+    let file = match file {
+        Some(f) => f,
+        None => ask(theme, "CSV file to import", |s| {
+            if s.trim().is_empty() {
+                Err(AppError::Invalid {
+                    field: "file",
+                    message: "give a file name".into(),
+                })
+            } else {
+                Ok(())
+            }
+        })?,
+    };
+    let skip = dialoguer::Select::with_theme(theme)
+        .with_prompt("On a bad line")
+        .items(["stop the import (abort)", "leave it out and go on (skip)"])
+        .default(0)
+        .interact_opt()?;
+    let Some(skip) = skip else {
+        println!("Nothing imported.");
+        return Ok(());
+    };
+    let mut args = super::ImportArgs {
+        file: PathBuf::from(file.trim()),
+        batch_size: 1000,
+        on_error: if skip == 1 {
+            super::OnErrorArg::Skip
+        } else {
+            super::OnErrorArg::Abort
+        },
+        rejects: None,
+        resume: false,
+        map: Vec::new(),
+    };
+    match super::import::run(session, &args) {
+        Err(e) if e.to_string().contains("--resume") => {
+            eprintln!("{e}");
+            let resume = Confirm::with_theme(theme)
+                .with_prompt("Continue after the last committed line?")
+                .default(true)
+                .wait_for_newline(true)
+                .interact_opt()?;
+            if resume == Some(true) {
+                args.resume = true;
+                super::import::run(session, &args)?;
+            }
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// Whether an error is the person cancelling (Ctrl-C in a prompt).

@@ -8,10 +8,16 @@ use fieldseal::{EnvSource, MasterKeySource, MasterSecret, Passphrase};
 use std::io::IsTerminal;
 
 /// Shortest passphrase accepted when creating a keyring.
-const MIN_PASSPHRASE_CHARS: usize = 8;
+pub const MIN_PASSPHRASE_CHARS: usize = 8;
 
 /// Connects, migrates and unlocks (creating the keyring on first use).
 pub fn open_session(url: &DbUrl) -> anyhow::Result<Session> {
+    open_session_with_secret(url).map(|(session, _)| session)
+}
+
+/// [`open_session`], also returning the secret that unlocked it (for key
+/// management, which must unwrap and wrap keys again).
+pub fn open_session_with_secret(url: &DbUrl) -> anyhow::Result<(Session, MasterSecret)> {
     let mut db = keys::connect(url)?;
     let secret = match EnvSource.master_secret()? {
         Some(secret) => secret,
@@ -28,7 +34,7 @@ pub fn open_session(url: &DbUrl) -> anyhow::Result<Session> {
              without it nothing stored here can be read."
         );
     }
-    Ok(session)
+    Ok((session, secret))
 }
 
 fn prompt_secret(keyring_exists: bool) -> anyhow::Result<MasterSecret> {
@@ -44,6 +50,11 @@ fn prompt_secret(keyring_exists: bool) -> anyhow::Result<MasterSecret> {
         return Ok(MasterSecret::Passphrase(Passphrase::new(pass)));
     }
     eprintln!("This database has no keyring yet: choose a passphrase to protect it.");
+    ask_new_passphrase()
+}
+
+/// Asks for a new passphrase twice (hidden), up to three times.
+pub fn ask_new_passphrase() -> anyhow::Result<MasterSecret> {
     for _ in 0..3 {
         let first = Passphrase::new(rpassword::prompt_password("New passphrase: ")?);
         if first.expose().chars().count() < MIN_PASSPHRASE_CHARS {

@@ -197,6 +197,114 @@ pub fn delete(db: &mut Db, id: i64) -> QueryResult<usize> {
         .execute(conn))
 }
 
+/// A row as rotation reads it: its id, key and current ciphertexts.
+#[derive(Debug, Clone, Queryable)]
+pub struct SealedRow {
+    /// Primary key.
+    pub id: i64,
+    /// Ciphertext of the name.
+    pub name: Vec<u8>,
+    /// Ciphertext of the email, or NULL.
+    pub email: Option<Vec<u8>>,
+    /// Data key that sealed the row.
+    pub key_id: i64,
+}
+
+/// A compare-and-swap re-encryption of one row.
+#[derive(Debug, Clone)]
+pub struct Reseal {
+    /// The row.
+    pub id: i64,
+    /// The name ciphertext that was read (the swap's condition).
+    pub old_name: Vec<u8>,
+    /// The email ciphertext that was read (the swap's condition).
+    pub old_email: Option<Vec<u8>>,
+    /// The new name ciphertext.
+    pub name: Vec<u8>,
+    /// The new email ciphertext.
+    pub email: Option<Vec<u8>>,
+    /// The key that sealed the new ciphertexts.
+    pub key_id: i64,
+}
+
+/// Up to `limit` rows above id `after` that are sealed under a key other
+/// than `active`, in id order. Walks the primary key (`key_id` has no
+/// index on purpose).
+///
+/// # Errors
+/// Database errors.
+pub fn sealed_under_other_keys(
+    db: &mut Db,
+    active: i64,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<SealedRow>> {
+    with_conn!(db, |conn| users::table
+        .filter(users::id.gt(after))
+        .filter(users::key_id.ne(active))
+        .select((users::id, users::name, users::email, users::key_id))
+        .order(users::id.asc())
+        .limit(limit)
+        .load(conn))
+}
+
+/// Writes re-encrypted rows in one transaction, each only where its
+/// ciphertexts are still the ones read: a row a writer changed meanwhile
+/// is left alone (and found again by the next pass if it is still old).
+/// Returns how many rows were swapped.
+///
+/// # Errors
+/// Database errors; the transaction is rolled back.
+pub fn reseal(db: &mut Db, rows: &[Reseal]) -> QueryResult<usize> {
+    with_conn!(db, |conn| conn.transaction(|c| {
+        let mut swapped = 0;
+        for r in rows {
+            let set = (
+                users::name.eq(&r.name),
+                users::email.eq(&r.email),
+                users::key_id.eq(r.key_id),
+            );
+            let row = users::table
+                .filter(users::id.eq(r.id))
+                .filter(users::name.eq(&r.old_name));
+            swapped += match &r.old_email {
+                Some(old) => diesel::update(row.filter(users::email.eq(old)))
+                    .set(set)
+                    .execute(c)?,
+                None => diesel::update(row.filter(users::email.is_null()))
+                    .set(set)
+                    .execute(c)?,
+            };
+        }
+        Ok(swapped)
+    }))
+}
+
+/// Per data key: how many rows it sealed, and how many of those have an
+/// email (so values = rows + emails).
+///
+/// # Errors
+/// Database errors.
+pub fn count_by_key(db: &mut Db) -> QueryResult<Vec<(i64, i64, i64)>> {
+    use diesel::dsl::count;
+    with_conn!(db, |conn| users::table
+        .group_by(users::key_id)
+        .select((users::key_id, count(users::id), count(users::email)))
+        .order(users::key_id)
+        .load(conn))
+}
+
+/// Number of rows sealed under a key other than `active`.
+///
+/// # Errors
+/// Database errors.
+pub fn count_not_under(db: &mut Db, active: i64) -> QueryResult<i64> {
+    with_conn!(db, |conn| users::table
+        .filter(users::key_id.ne(active))
+        .count()
+        .get_result(conn))
+}
+
 /// Number of rows.
 ///
 /// # Errors

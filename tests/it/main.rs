@@ -7,6 +7,7 @@ mod cli;
 mod columns;
 mod golden;
 mod import;
+mod keys;
 mod keystore;
 mod props;
 mod repl;

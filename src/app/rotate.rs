@@ -1,0 +1,239 @@
+//! Key lifecycle: status, rotation of the data key, and the change of the
+//! master key or passphrase.
+//!
+//! Rotation is online and crash-safe:
+//! 1. a new data key is added and made active (one transaction), unless an
+//!    earlier rotation was interrupted, which is then simply finished;
+//! 2. rows sealed under older keys are re-encrypted in batches, each its
+//!    own transaction, each row written with a compare-and-swap on the
+//!    ciphertexts that were read, so a concurrent update always wins;
+//! 3. once no row uses them, older keys are marked retired (they stay in
+//!    the key store, so an old backup still opens).
+//!
+//! Every row decrypts at every moment: old keys stay in the keyring, and
+//! the new key is stored before any row uses it.
+
+use super::{AppError, Session};
+use crate::store::users::{self, Reseal, EMAIL_CONTEXT, NAME_CONTEXT};
+use crate::{with_conn, KdfParams, KeyStore, MasterSecret};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Random 96-bit nonces: one key should seal at most 2^32 values. Status
+/// warns from half of that.
+pub const NONCE_WARNING: i64 = 1 << 31;
+
+/// One data key in a status report.
+#[derive(Debug, Clone)]
+pub struct KeyLine {
+    /// Key id.
+    pub id: u32,
+    /// `active`, `decrypt-only` or `retired`.
+    pub state: String,
+    /// Creation time, Unix seconds.
+    pub created_at: i64,
+    /// Rows sealed under it now.
+    pub rows: i64,
+    /// Values (names and emails) sealed under it now.
+    pub values: i64,
+}
+
+/// What `keys status` shows.
+#[derive(Debug, Clone)]
+pub struct KeyStatus {
+    /// Every data key, by id.
+    pub data_keys: Vec<KeyLine>,
+    /// Current blind-index key version.
+    pub index_version: Option<u32>,
+    /// Rows whose key id names no stored key (should be none).
+    pub orphan_rows: i64,
+}
+
+/// Keys, their states and how much each protects.
+///
+/// # Errors
+/// Database errors.
+pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
+    let keys = with_conn!(&mut session.db, |c| KeyStore::keys(c))?;
+    let counts = users::count_by_key(&mut session.db)?;
+    let mut data_keys: Vec<KeyLine> = keys
+        .iter()
+        .filter(|k| k.purpose == crate::keystore::PURPOSE_DATA)
+        .map(|k| {
+            let (rows, emails) = counts
+                .iter()
+                .find(|(id, _, _)| *id == i64::from(k.id))
+                .map_or((0, 0), |(_, rows, emails)| (*rows, *emails));
+            KeyLine {
+                id: k.id,
+                state: k.state.clone(),
+                created_at: k.created_at,
+                rows,
+                values: rows + emails,
+            }
+        })
+        .collect();
+    data_keys.sort_by_key(|k| k.id);
+    let known: Vec<i64> = data_keys.iter().map(|k| i64::from(k.id)).collect();
+    let orphan_rows = counts
+        .iter()
+        .filter(|(id, _, _)| !known.contains(id))
+        .map(|(_, rows, _)| rows)
+        .sum();
+    let index_version = keys
+        .iter()
+        .filter(|k| k.purpose == crate::keystore::PURPOSE_INDEX)
+        .map(|k| k.id)
+        .max();
+    Ok(KeyStatus {
+        data_keys,
+        index_version,
+        orphan_rows,
+    })
+}
+
+/// Where a rotation is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RotateProgress {
+    /// Rows re-encrypted so far.
+    pub rewritten: u64,
+    /// Rows still under older keys when this pass started.
+    pub pending: u64,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone)]
+pub struct RotateReport {
+    /// The key created now, or `None` when an interrupted rotation was
+    /// finished instead.
+    pub new_key: Option<u32>,
+    /// The active key at the end.
+    pub active: u32,
+    /// Rows re-encrypted.
+    pub rewritten: u64,
+    /// Rows a concurrent writer changed while they were being re-encrypted
+    /// (left to the writer, then picked up by a later pass if still old).
+    pub raced: u64,
+    /// Keys retired at the end.
+    pub retired: Vec<u32>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Rotates the data key: see the module docs. `secret` unlocks the key
+/// store (to add the new key). Safe to kill at any moment; running it
+/// again finishes the work.
+///
+/// # Errors
+/// [`AppError::Crypto`] for a wrong secret; decryption errors name the
+/// row; database errors. A batch that fails is rolled back whole.
+pub fn rotate(
+    session: &mut Session,
+    secret: &MasterSecret,
+    batch_size: usize,
+    on_progress: &mut dyn FnMut(&RotateProgress),
+) -> Result<RotateReport, AppError> {
+    let started = Instant::now();
+    let mut active = i64::from(session.keyring.active_key_id());
+    let mut new_key = None;
+    // Re-read the key store: another process may have rotated already.
+    let fresh = with_conn!(&mut session.db, |c| KeyStore::unlock(c, secret))?;
+    if i64::from(fresh.active_key_id()) != active {
+        active = i64::from(fresh.active_key_id());
+    }
+    session.keyring = Arc::new(fresh);
+    if users::count_not_under(&mut session.db, active)? == 0 {
+        let ring = with_conn!(&mut session.db, |c| KeyStore::add_data_key(c, secret))?;
+        active = i64::from(ring.active_key_id());
+        new_key = Some(ring.active_key_id());
+        session.keyring = Arc::new(ring);
+    }
+    crate::install_keyring_arc(Arc::clone(&session.keyring));
+
+    let batch = i64::try_from(batch_size.max(1)).unwrap_or(1000);
+    let mut progress = RotateProgress::default();
+    let mut raced = 0u64;
+    for pass in 0.. {
+        let pending = users::count_not_under(&mut session.db, active)?;
+        if pending == 0 {
+            break;
+        }
+        if pass >= 20 {
+            return Err(AppError::invalid(
+                "keys",
+                format!(
+                    "{pending} rows are still being written under an older key by another \
+                     process after 20 passes; restart the processes that still use the old \
+                     keyring, then run keys rotate again"
+                ),
+            ));
+        }
+        progress.pending = u64::try_from(pending).unwrap_or(0);
+        let mut after = 0i64;
+        loop {
+            let rows = users::sealed_under_other_keys(&mut session.db, active, after, batch)?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let reseals = rows
+                .into_iter()
+                .map(|row| reseal_row(session, row, active))
+                .collect::<Result<Vec<_>, AppError>>()?;
+            let swapped = users::reseal(&mut session.db, &reseals)?;
+            progress.rewritten += swapped as u64;
+            raced += (reseals.len() - swapped) as u64;
+            on_progress(&progress);
+        }
+    }
+    let active_u32 = u32::try_from(active).unwrap_or(u32::MAX);
+    let retired = with_conn!(&mut session.db, |c| KeyStore::retire_data_keys_except(
+        c, active_u32
+    ))?;
+    Ok(RotateReport {
+        new_key,
+        active: active_u32,
+        rewritten: progress.rewritten,
+        raced,
+        retired,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn reseal_row(session: &Session, row: users::SealedRow, active: i64) -> Result<Reseal, AppError> {
+    let ring = &session.keyring;
+    let open = |context: &str, bytes: &[u8]| {
+        ring.open(context, bytes)
+            .map_err(|source| AppError::Decrypt { id: row.id, source })
+    };
+    let name = ring.seal(NAME_CONTEXT, &open(NAME_CONTEXT, &row.name)?)?;
+    let email = match &row.email {
+        Some(e) => Some(ring.seal(EMAIL_CONTEXT, &open(EMAIL_CONTEXT, e)?)?),
+        None => None,
+    };
+    Ok(Reseal {
+        id: row.id,
+        old_name: row.name,
+        old_email: row.email,
+        name,
+        email,
+        key_id: active,
+    })
+}
+
+/// Re-wraps the data and index keys under a new master key or passphrase,
+/// in one transaction, touching no row.
+///
+/// # Errors
+/// [`AppError::Crypto`] with [`crate::Error::WrongMasterKey`] when `old`
+/// is wrong; nothing changes then.
+pub fn change_master(
+    session: &mut Session,
+    old: &MasterSecret,
+    new: &MasterSecret,
+) -> Result<(), AppError> {
+    Ok(with_conn!(&mut session.db, |c| KeyStore::change_master(
+        c,
+        old,
+        new,
+        KdfParams::default()
+    ))?)
+}

@@ -1,0 +1,184 @@
+//! `fieldseal keys status | rotate | change-passphrase`.
+
+use super::unlock;
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use fieldseal::app::rotate::{self, RotateProgress, NONCE_WARNING};
+use fieldseal::app::Session;
+use fieldseal::{MasterSecret, Passphrase, SecretKey};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// Key management.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Every data key: id, state, age, rows and values it protects
+    Status,
+    /// Make a new data key and re-encrypt every row under it (online,
+    /// safe to interrupt: run it again to finish)
+    Rotate {
+        /// Rows per batch; each batch is one transaction
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+    },
+    /// Re-wrap the keys under a new passphrase (or FIELDSEAL_NEW_MASTER_KEY /
+    /// FIELDSEAL_NEW_PASSPHRASE), touching no row
+    ChangePassphrase,
+}
+
+/// Runs a keys command.
+pub fn run(
+    session: &mut Session,
+    secret: &MasterSecret,
+    command: &KeysCommand,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Status => {
+            print_status(session)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Rotate { batch_size } => rotate_keys(session, secret, *batch_size as usize),
+        KeysCommand::ChangePassphrase => {
+            let new = new_secret()?;
+            rotate::change_master(session, secret, &new)?;
+            eprintln!(
+                "The keys are re-wrapped under the new {}; the old one no longer opens this database. No row was touched.",
+                match new {
+                    MasterSecret::Key(_) => "master key",
+                    MasterSecret::Passphrase(_) => "passphrase",
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints the key table (also used by the REPL's Key status).
+pub fn print_status(session: &mut Session) -> anyhow::Result<()> {
+    let status = rotate::status(session)?;
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "data key",
+        "state",
+        "created (UTC)",
+        "rows",
+        "values",
+    ]);
+    for k in &status.data_keys {
+        let created = chrono::DateTime::from_timestamp(k.created_at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        table.add_row([
+            k.id.to_string(),
+            k.state.clone(),
+            created,
+            k.rows.to_string(),
+            k.values.to_string(),
+        ]);
+    }
+    println!("{table}");
+    match status.index_version {
+        Some(v) => println!("Blind-index key: version {v}."),
+        None => println!("No blind-index key."),
+    }
+    for k in status
+        .data_keys
+        .iter()
+        .filter(|k| k.values >= NONCE_WARNING)
+    {
+        println!(
+            "Warning: key {} protects {} values, past half of the 2^32 that one key may seal \
+             with random nonces; run fieldseal keys rotate.",
+            k.id, k.values
+        );
+    }
+    if status.orphan_rows > 0 {
+        println!(
+            "Warning: {} rows name a key id the key store does not hold.",
+            status.orphan_rows
+        );
+    }
+    Ok(())
+}
+
+fn rotate_keys(
+    session: &mut Session,
+    secret: &MasterSecret,
+    batch_size: usize,
+) -> anyhow::Result<ExitCode> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{bar:30}] {pos}/{len} rows  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut on_progress = |p: &RotateProgress| {
+        if let Some(bar) = &bar {
+            bar.set_length(p.pending);
+            bar.set_position(p.rewritten.min(p.pending));
+        }
+    };
+    let report = rotate::rotate(session, secret, batch_size, &mut on_progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    let secs = report.elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        report.rewritten as f64 / secs
+    } else {
+        0.0
+    };
+    match report.new_key {
+        Some(id) => eprintln!("New data key {id} is active."),
+        None => eprintln!("Finishing the rotation to data key {}.", report.active),
+    }
+    eprintln!(
+        "Re-encrypted {} rows in {secs:.2} s ({rate:.0} rows/s).",
+        report.rewritten
+    );
+    if report.raced > 0 {
+        eprintln!(
+            "{} rows were changed by another writer meanwhile; their new values were kept.",
+            report.raced
+        );
+    }
+    if !report.retired.is_empty() {
+        let ids: Vec<String> = report.retired.iter().map(u32::to_string).collect();
+        eprintln!(
+            "Retired data key(s) {}: no row uses them any more.",
+            ids.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The new master secret: from the environment for scripts, else typed
+/// twice at a hidden prompt.
+fn new_secret() -> anyhow::Result<MasterSecret> {
+    if let Ok(b64) = std::env::var("FIELDSEAL_NEW_MASTER_KEY") {
+        let key = SecretKey::from_base64(&b64)
+            .map_err(|why| anyhow::anyhow!("FIELDSEAL_NEW_MASTER_KEY {why}"))?;
+        return Ok(MasterSecret::Key(key));
+    }
+    if let Ok(pass) = std::env::var("FIELDSEAL_NEW_PASSPHRASE") {
+        if pass.chars().count() < unlock::MIN_PASSPHRASE_CHARS {
+            bail!(
+                "FIELDSEAL_NEW_PASSPHRASE must be at least {} characters",
+                unlock::MIN_PASSPHRASE_CHARS
+            );
+        }
+        return Ok(MasterSecret::Passphrase(Passphrase::new(pass)));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no new passphrase: set FIELDSEAL_NEW_PASSPHRASE or FIELDSEAL_NEW_MASTER_KEY, or run in a terminal");
+    }
+    unlock::ask_new_passphrase().context("cannot read the new passphrase")
+}
