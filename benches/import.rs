@@ -15,6 +15,7 @@
 //! - (c) `LOAD DATA LOCAL INFILE` of the plaintext CSV;
 //! - (d) export, decrypting every row;
 //! - (e) a plaintext read of the same rows, written as CSV the same way;
+//! - (f) `keys rotate`: re-encrypting every row under a new data key;
 //!
 //! and prints rows/s (the median of `--repeat` runs, default 3) with the
 //! ratios a/b, a/c and d/e, the encrypted import with INSERT batches
@@ -26,7 +27,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use fieldseal::app::import::{self, ImportOptions, RejectSink, Rejection};
-use fieldseal::app::{keys, records, Session};
+use fieldseal::app::{keys, records, rotate, Session};
 use fieldseal::store::schema::users_plain;
 use fieldseal::store::DbUrl;
 use fieldseal::{MasterSecret, SecretKey};
@@ -147,6 +148,7 @@ fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let reps = repeat_arg();
     let (mut a, mut a_ins, mut b, mut c, mut d, mut e) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut r = vec![];
     let mut peak = 0;
     let mut rss_before = 0;
     for rep in 1..=reps {
@@ -188,7 +190,17 @@ fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             assert_eq!(n, rows);
             Ok(())
         })?);
+        r.push(timed(|| {
+            let master = match session.master() {
+                MasterSecret::Key(k) => MasterSecret::Key(k.duplicate()),
+                MasterSecret::Passphrase(_) => unreachable!("the benchmark unlocks with a key"),
+            };
+            let report = rotate::rotate(&mut session, &master, 1000, &mut |_| {})?;
+            assert_eq!(report.rewritten, rows);
+            Ok(())
+        })?);
     }
+    let r = median(r);
     let (a, a_ins, b, c, d, e) = (
         median(a),
         median(a_ins),
@@ -208,6 +220,7 @@ fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
         ("(c) LOAD DATA LOCAL INFILE of the plaintext CSV", c),
         ("(d) export, decrypting every row", d),
         ("(e) plaintext read of the same rows, as CSV", e),
+        ("(f) keys rotate: re-encrypt every row under a new key", r),
         (
             "    sealing alone (2 fields + 2 blind indexes), 1 thread",
             f,
@@ -222,6 +235,10 @@ fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("a/c = {:.2}   (target >= 0.6)", c / a);
     println!("d/e = {:.2}   (target >= 0.7)", e / d);
+    println!(
+        "f/a = {:.2}   (rotation against import; target >= 0.5)",
+        a / r
+    );
     println!("LOAD DATA vs INSERT batches, encrypted: {:.2}x", a_ins / a);
     println!(
         "import memory: RSS {:.0} MB before, peak {:.0} MB during (a)",

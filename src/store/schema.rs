@@ -40,3 +40,16 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// Per-connection scratch table of a rotation batch on MySQL (a
+    /// TEMPORARY table, created by the rotation itself).
+    fieldseal_reseal (id) {
+        id -> BigInt,
+        old_name -> Binary,
+        old_email -> Nullable<Binary>,
+        name -> Binary,
+        email -> Nullable<Binary>,
+        key_id -> BigInt,
+    }
+}
