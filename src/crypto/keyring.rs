@@ -136,6 +136,23 @@ impl Keyring {
         key.open(context, ciphertext)
     }
 
+    /// Re-seals a value under the active key when another key of the ring
+    /// sealed it: the step of a key rotation. `None` when the value is
+    /// already under the active key, so a rotation loop can stop and start
+    /// again at any point.
+    ///
+    /// # Errors
+    /// A [`DecryptError`] (as [`Error::Decrypt`]) when the value does not
+    /// open; [`Error::TooLarge`].
+    pub fn reseal(&self, context: &str, ciphertext: &[u8]) -> Result<Option<Vec<u8>>> {
+        let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, context))?;
+        if header.key_id == self.active {
+            return Ok(None);
+        }
+        let plaintext = zeroize::Zeroizing::new(self.open(context, ciphertext)?);
+        self.seal(context, &plaintext).map(Some)
+    }
+
     /// The blind index of `value` in `context` under the current index key.
     ///
     /// # Errors
@@ -217,6 +234,25 @@ mod tests {
         let sealed = ring(&[1]).seal("t.c", b"x").unwrap();
         let err = ring(&[1]).open("t.c", &sealed).unwrap_err();
         assert_eq!(err.kind, DecryptErrorKind::AuthenticationFailed);
+    }
+
+    #[test]
+    fn reseal_moves_old_values_to_the_active_key_once() {
+        let old = Keyring::new([(1, SecretKey::from_bytes(&mut [1; 32]))], []).unwrap();
+        let sealed = old.seal("t.c", b"value").unwrap();
+        let both = Keyring::new(
+            [
+                (1, SecretKey::from_bytes(&mut [1; 32])),
+                (2, SecretKey::from_bytes(&mut [2; 32])),
+            ],
+            [],
+        )
+        .unwrap();
+        let moved = both.reseal("t.c", &sealed).unwrap().expect("re-sealed");
+        assert_eq!(Header::parse(&moved).unwrap().key_id, 2);
+        assert_eq!(both.open("t.c", &moved).unwrap(), b"value");
+        assert!(both.reseal("t.c", &moved).unwrap().is_none());
+        assert!(both.reseal("t.other", &sealed).is_err());
     }
 
     #[test]
