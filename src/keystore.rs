@@ -395,12 +395,33 @@ impl KeyStore {
         conn: &mut C,
         secret: &MasterSecret,
     ) -> Result<Keyring> {
+        Self::add_key(conn, secret, PURPOSE_DATA)
+    }
+
+    /// Adds a new blind-index key version and makes it current (the
+    /// previous one stays, decrypt-only, so lookups consult both until
+    /// every row is re-indexed). Returns the unlocked keyring.
+    ///
+    /// # Errors
+    /// As [`KeyStore::add_data_key`].
+    pub fn add_index_key<C: KeyStoreConnection>(
+        conn: &mut C,
+        secret: &MasterSecret,
+    ) -> Result<Keyring> {
+        Self::add_key(conn, secret, PURPOSE_INDEX)
+    }
+
+    fn add_key<C: KeyStoreConnection>(
+        conn: &mut C,
+        secret: &MasterSecret,
+        purpose: &'static str,
+    ) -> Result<Keyring> {
         let (_, master_key) = master_key(conn, secret)?;
         conn.write_transaction(|conn| {
             let rows = conn.load_key_rows()?;
             let next = rows
                 .iter()
-                .filter(|r| r.purpose == PURPOSE_DATA)
+                .filter(|r| r.purpose == purpose)
                 .map(|r| r.id)
                 .max()
                 .unwrap_or(0)
@@ -408,16 +429,16 @@ impl KeyStore {
             let id = key_id(next)?;
             for mut row in rows
                 .into_iter()
-                .filter(|r| r.purpose == PURPOSE_DATA && r.state == STATE_ACTIVE)
+                .filter(|r| r.purpose == purpose && r.state == STATE_ACTIVE)
             {
                 row.state = STATE_DECRYPT_ONLY.to_owned();
                 conn.update_key_row(&row)?;
             }
             let key = SecretKey::generate();
             conn.insert_key_row(&KeyRow {
-                purpose: PURPOSE_DATA.to_owned(),
+                purpose: purpose.to_owned(),
                 id: next,
-                wrapped: master::wrap_key(&master_key, PURPOSE_DATA, id, &key),
+                wrapped: master::wrap_key(&master_key, purpose, id, &key),
                 state: STATE_ACTIVE.to_owned(),
                 created_at: unix_now(),
             })?;
@@ -435,10 +456,30 @@ impl KeyStore {
         conn: &mut C,
         active: u32,
     ) -> Result<Vec<u32>> {
+        Self::retire_keys_except(conn, PURPOSE_DATA, active)
+    }
+
+    /// Marks every index key version but `current` as retired (after every
+    /// row was re-indexed under `current`).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn retire_index_keys_except<C: KeyStoreConnection>(
+        conn: &mut C,
+        current: u32,
+    ) -> Result<Vec<u32>> {
+        Self::retire_keys_except(conn, PURPOSE_INDEX, current)
+    }
+
+    fn retire_keys_except<C: KeyStoreConnection>(
+        conn: &mut C,
+        purpose: &str,
+        active: u32,
+    ) -> Result<Vec<u32>> {
         conn.write_transaction(|conn| {
             let mut retired = Vec::new();
             for mut row in conn.load_key_rows()? {
-                if row.purpose == PURPOSE_DATA
+                if row.purpose == purpose
                     && row.id != i64::from(active)
                     && row.state != STATE_RETIRED
                 {

@@ -287,6 +287,17 @@ pub fn import(
     if path.is_dir() {
         return Err(file_err("is a directory, not a CSV file".into()));
     }
+    // Batches rely on the unique index to catch emails already in the
+    // database; while the index key rotates, equal emails may sit under
+    // two index versions, which that index cannot compare.
+    if options.encrypt && super::rotate::index_rotation_pending(session)? {
+        return Err(ImportError::File {
+            path: path.to_owned(),
+            message: "not imported: a blind-index key rotation is under way; finish it \
+                      with fieldseal keys rotate --index, then import"
+                .into(),
+        });
+    }
     let total_bytes = std::fs::metadata(path)
         .map_err(|e| file_err(describe_io(&e)))?
         .len();

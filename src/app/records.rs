@@ -23,6 +23,7 @@ pub fn seal(keyring: &Keyring, input: &RecordInput) -> Result<NewUserRow, AppErr
         age: input.age,
         created_at: chrono::Utc::now().naive_utc(),
         key_id: i64::from(keyring.active_key_id()),
+        bidx_version: i64::from(keyring.index_version().unwrap_or(1)),
     })
 }
 
@@ -95,7 +96,7 @@ fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
 /// # Errors
 /// Database or crypto errors.
 pub fn email_owner(session: &mut Session, email: &str) -> Result<Option<i64>, AppError> {
-    let bidx = session.keyring.blind_index(EMAIL_CONTEXT, email)?;
+    let bidx = session.keyring.blind_indexes(EMAIL_CONTEXT, email);
     Ok(users::by_email_bidx(&mut session.db, &bidx)?
         .first()
         .map(|r| r.id))
@@ -157,7 +158,7 @@ pub fn list(
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, AppError> {
-    let bidx = session.keyring.blind_index(NAME_CONTEXT, name)?;
+    let bidx = session.keyring.blind_indexes(NAME_CONTEXT, name);
     let rows = users::by_name_bidx(&mut session.db, &bidx)?;
     rows.into_iter()
         .map(|r| open(&session.keyring, r))
@@ -169,7 +170,7 @@ pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, Ap
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, AppError> {
-    let bidx = session.keyring.blind_index(EMAIL_CONTEXT, email)?;
+    let bidx = session.keyring.blind_indexes(EMAIL_CONTEXT, email);
     let rows = users::by_email_bidx(&mut session.db, &bidx)?;
     rows.into_iter()
         .map(|r| open(&session.keyring, r))
@@ -232,6 +233,7 @@ pub fn update(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<R
         email_bidx,
         age: record.age,
         key_id: record.key_id,
+        bidx_version: i64::from(session.keyring.index_version().unwrap_or(1)),
     };
     let updated = users::update(&mut session.db, id, &changes).map_err(|e| match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => duplicate_email(None),

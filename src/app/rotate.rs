@@ -198,6 +198,126 @@ pub fn rotate(
     })
 }
 
+/// Rotates the blind-index key: a new index key version becomes current
+/// (unless an interrupted index rotation is finished instead), then every
+/// row's `name_bidx` and `email_bidx` are recomputed under it, in batches,
+/// each row a compare-and-swap on its ciphertexts. While it runs, `find`
+/// and the duplicate-email check consult every version, so no lookup
+/// misses and no duplicate slips in. Older versions are retired at the end.
+///
+/// # Errors
+/// As [`rotate`]; a unique violation if two rows hold the same email.
+pub fn rotate_index(
+    session: &mut Session,
+    secret: &MasterSecret,
+    batch_size: usize,
+    on_progress: &mut dyn FnMut(&RotateProgress),
+) -> Result<RotateReport, AppError> {
+    let started = Instant::now();
+    session.keyring = Arc::new(with_conn!(&mut session.db, |c| KeyStore::unlock(
+        c, secret
+    ))?);
+    let mut current = i64::from(session.keyring.index_version().unwrap_or(1));
+    let mut new_key = None;
+    if users::count_not_indexed_under(&mut session.db, current)? == 0 {
+        let ring = with_conn!(&mut session.db, |c| KeyStore::add_index_key(c, secret))?;
+        current = i64::from(ring.index_version().unwrap_or(1));
+        new_key = ring.index_version();
+        session.keyring = Arc::new(ring);
+    }
+    crate::install_keyring_arc(Arc::clone(&session.keyring));
+    let version = u32::try_from(current).unwrap_or(u32::MAX);
+    let batch = i64::try_from(batch_size.max(1)).unwrap_or(1000);
+    let mut progress = RotateProgress::default();
+    let mut raced = 0u64;
+    for pass in 0.. {
+        let pending = users::count_not_indexed_under(&mut session.db, current)?;
+        if pending == 0 {
+            break;
+        }
+        if pass >= 20 {
+            return Err(AppError::invalid(
+                "keys",
+                format!(
+                    "{pending} rows are still being indexed under an older index key by another \
+                     process after 20 passes; restart it, then run keys rotate --index again"
+                ),
+            ));
+        }
+        progress.pending = u64::try_from(pending).unwrap_or(0);
+        let mut after = 0i64;
+        loop {
+            let rows = users::indexed_under_other_versions(&mut session.db, current, after, batch)?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let mut work = Vec::with_capacity(rows.len());
+            for row in rows {
+                let ring = &session.keyring;
+                let text = |context: &str, bytes: &[u8]| -> Result<String, AppError> {
+                    let plain = ring
+                        .open(context, bytes)
+                        .map_err(|source| AppError::Decrypt { id: row.id, source })?;
+                    String::from_utf8(plain).map_err(|_| AppError::Decrypt {
+                        id: row.id,
+                        source: crate::DecryptError {
+                            kind: crate::DecryptErrorKind::Malformed(
+                                "plaintext is not valid UTF-8",
+                            ),
+                            context: context.to_owned(),
+                        },
+                    })
+                };
+                let index = |context: &str, value: &str| {
+                    ring.blind_index_version(version, context, value)
+                        .map(|b| b.to_vec())
+                        .ok_or(AppError::Crypto(crate::Error::NoIndexKey))
+                };
+                let name_bidx = index(NAME_CONTEXT, &text(NAME_CONTEXT, &row.name)?)?;
+                let email_bidx = match &row.email {
+                    Some(e) => Some(index(EMAIL_CONTEXT, &text(EMAIL_CONTEXT, e)?)?),
+                    None => None,
+                };
+                work.push(users::Reindex {
+                    id: row.id,
+                    name: row.name,
+                    email: row.email,
+                    name_bidx,
+                    email_bidx,
+                    bidx_version: current,
+                });
+            }
+            let swapped = users::reindex(&mut session.db, &work)?;
+            progress.rewritten += swapped as u64;
+            raced += (work.len() - swapped) as u64;
+            on_progress(&progress);
+        }
+    }
+    let retired = with_conn!(&mut session.db, |c| KeyStore::retire_index_keys_except(
+        c, version
+    ))?;
+    Ok(RotateReport {
+        new_key,
+        active: version,
+        rewritten: progress.rewritten,
+        raced,
+        retired,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Whether an index rotation is under way: some row is indexed under an
+/// older version than the current one.
+///
+/// # Errors
+/// Database errors.
+pub fn index_rotation_pending(session: &mut Session) -> Result<bool, AppError> {
+    if session.keyring.index_version_count() < 2 {
+        return Ok(false);
+    }
+    let current = i64::from(session.keyring.index_version().unwrap_or(1));
+    Ok(users::count_not_indexed_under(&mut session.db, current)? > 0)
+}
+
 fn reseal_row(session: &Session, row: users::SealedRow, active: i64) -> Result<Reseal, AppError> {
     let ring = &session.keyring;
     let open = |context: &str, bytes: &[u8]| {

@@ -22,6 +22,9 @@ pub enum KeysCommand {
         /// Rows per batch; each batch is one transaction
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         batch_size: u32,
+        /// Also rotate the blind-index key and recompute every row's indexes
+        #[arg(long)]
+        index: bool,
     },
     /// Re-wrap the keys under a new passphrase (or FIELDSEAL_NEW_MASTER_KEY /
     /// FIELDSEAL_NEW_PASSPHRASE), touching no row
@@ -39,7 +42,13 @@ pub fn run(
             print_status(session)?;
             Ok(ExitCode::SUCCESS)
         }
-        KeysCommand::Rotate { batch_size } => rotate_keys(session, secret, *batch_size as usize),
+        KeysCommand::Rotate { batch_size, index } => {
+            let code = rotate_keys(session, secret, *batch_size as usize)?;
+            if *index {
+                rotate_index(session, secret, *batch_size as usize)?;
+            }
+            Ok(code)
+        }
         KeysCommand::ChangePassphrase => {
             let new = new_secret()?;
             rotate::change_master(session, secret, &new)?;
@@ -158,6 +167,28 @@ fn rotate_keys(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn rotate_index(
+    session: &mut Session,
+    secret: &MasterSecret,
+    batch_size: usize,
+) -> anyhow::Result<()> {
+    let report = rotate::rotate_index(session, secret, batch_size, &mut |_| {})?;
+    let secs = report.elapsed.as_secs_f64();
+    match report.new_key {
+        Some(v) => eprintln!("New blind-index key version {v} is current."),
+        None => eprintln!(
+            "Finishing the rotation to blind-index key version {}.",
+            report.active
+        ),
+    }
+    eprintln!("Re-indexed {} rows in {secs:.2} s.", report.rewritten);
+    if !report.retired.is_empty() {
+        let ids: Vec<String> = report.retired.iter().map(u32::to_string).collect();
+        eprintln!("Retired blind-index key version(s) {}.", ids.join(", "));
+    }
+    Ok(())
 }
 
 /// The new master secret: from the environment for scripts, else typed

@@ -162,6 +162,22 @@ impl Keyring {
         Ok(blind_index::compute(key, context, value))
     }
 
+    /// The blind index of `value` under every index-key version, current
+    /// first: what a lookup consults while the index key rotates, so it
+    /// misses no row whatever version indexed it.
+    pub fn blind_indexes(&self, context: &str, value: &str) -> Vec<Vec<u8>> {
+        self.index
+            .values()
+            .rev()
+            .map(|key| blind_index::compute(key, context, value).to_vec())
+            .collect()
+    }
+
+    /// How many index-key versions the ring holds.
+    pub fn index_version_count(&self) -> usize {
+        self.index.len()
+    }
+
     /// The blind index under a specific index-key version (used while the
     /// index key rotates and both versions must be consulted).
     pub fn blind_index_version(

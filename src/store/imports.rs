@@ -257,7 +257,7 @@ impl BulkLoader {
                 (
                     "users",
                     "binary",
-                    "(name, name_bidx, email, email_bidx, age, created_at, key_id)",
+                    "(name, name_bidx, email, email_bidx, age, created_at, key_id, bidx_version)",
                 )
             }
             BatchRows::Plain(rows) => {
@@ -341,6 +341,8 @@ fn encode_sealed(buf: &mut Vec<u8>, r: &NewUserRow, stamp: &str) {
     buf.extend_from_slice(stamp.as_bytes());
     buf.push(b'\t');
     buf.extend_from_slice(r.key_id.to_string().as_bytes());
+    buf.push(b'\t');
+    buf.extend_from_slice(r.bidx_version.to_string().as_bytes());
     buf.push(b'\n');
 }
 

@@ -12,6 +12,7 @@ diesel::table! {
         age -> Integer,
         created_at -> Timestamp,
         key_id -> BigInt,
+        bidx_version -> BigInt,
     }
 }
 

@@ -32,6 +32,8 @@ pub struct NewUserRow {
     pub created_at: NaiveDateTime,
     /// Data key that sealed `name` and `email`.
     pub key_id: i64,
+    /// Blind-index key version of `name_bidx` and `email_bidx`.
+    pub bidx_version: i64,
 }
 
 /// A stored row, still sealed.
@@ -81,6 +83,8 @@ pub struct UserChanges {
     pub age: i32,
     /// Data key that sealed `name` and `email`.
     pub key_id: i64,
+    /// Blind-index key version of the indexes.
+    pub bidx_version: i64,
 }
 
 /// Inserts one row and returns its id.
@@ -154,25 +158,27 @@ pub fn export_page(db: &mut Db, after: i64, limit: i64) -> QueryResult<Vec<Expor
         .load(conn))
 }
 
-/// Rows whose name has this blind index.
+/// Rows whose name has one of these blind indexes (one per index-key
+/// version, so a lookup during an index rotation misses nothing).
 ///
 /// # Errors
 /// Database errors.
-pub fn by_name_bidx(db: &mut Db, bidx: &[u8]) -> QueryResult<Vec<UserRow>> {
+pub fn by_name_bidx(db: &mut Db, bidx: &[Vec<u8>]) -> QueryResult<Vec<UserRow>> {
     with_conn!(db, |conn| users::table
-        .filter(users::name_bidx.eq(bidx))
+        .filter(users::name_bidx.eq_any(bidx))
         .select(UserRow::as_select())
         .order(users::id)
         .load(conn))
 }
 
-/// Rows whose email has this blind index (at most one: it is unique).
+/// Rows whose email has one of these blind indexes (one per index-key
+/// version; at most one row per version: the column is unique).
 ///
 /// # Errors
 /// Database errors.
-pub fn by_email_bidx(db: &mut Db, bidx: &[u8]) -> QueryResult<Vec<UserRow>> {
+pub fn by_email_bidx(db: &mut Db, bidx: &[Vec<u8>]) -> QueryResult<Vec<UserRow>> {
     with_conn!(db, |conn| users::table
-        .filter(users::email_bidx.eq(bidx))
+        .filter(users::email_bidx.eq_any(bidx))
         .select(UserRow::as_select())
         .order(users::id)
         .load(conn))
@@ -359,6 +365,101 @@ pub fn count_not_under(db: &mut Db, active: i64) -> QueryResult<i64> {
         .filter(users::key_id.ne(active))
         .count()
         .get_result(conn))
+}
+
+/// A row as index rotation reads it.
+#[derive(Debug, Clone, Queryable)]
+pub struct IndexedRow {
+    /// Primary key.
+    pub id: i64,
+    /// Ciphertext of the name.
+    pub name: Vec<u8>,
+    /// Ciphertext of the email, or NULL.
+    pub email: Option<Vec<u8>>,
+}
+
+/// A compare-and-swap recomputation of one row's blind indexes.
+#[derive(Debug, Clone)]
+pub struct Reindex {
+    /// The row.
+    pub id: i64,
+    /// The name ciphertext that was read (the swap's condition).
+    pub name: Vec<u8>,
+    /// The email ciphertext that was read (the swap's condition).
+    pub email: Option<Vec<u8>>,
+    /// The new name index.
+    pub name_bidx: Vec<u8>,
+    /// The new email index.
+    pub email_bidx: Option<Vec<u8>>,
+    /// The index version they were computed under.
+    pub bidx_version: i64,
+}
+
+/// Up to `limit` rows above id `after` whose indexes are not of `version`.
+///
+/// # Errors
+/// Database errors.
+pub fn indexed_under_other_versions(
+    db: &mut Db,
+    version: i64,
+    after: i64,
+    limit: i64,
+) -> QueryResult<Vec<IndexedRow>> {
+    with_conn!(db, |conn| users::table
+        .filter(users::id.gt(after))
+        .filter(users::bidx_version.ne(version))
+        .select((users::id, users::name, users::email))
+        .order(users::id.asc())
+        .limit(limit)
+        .load(conn))
+}
+
+/// Number of rows whose indexes are not of `version`.
+///
+/// # Errors
+/// Database errors.
+pub fn count_not_indexed_under(db: &mut Db, version: i64) -> QueryResult<i64> {
+    with_conn!(db, |conn| users::table
+        .filter(users::bidx_version.ne(version))
+        .count()
+        .get_result(conn))
+}
+
+/// Writes recomputed indexes in one transaction, each row only where its
+/// ciphertexts are still the ones read. Returns how many were swapped.
+///
+/// # Errors
+/// Database errors (a unique violation if two rows share an email).
+pub fn reindex(db: &mut Db, rows: &[Reindex]) -> QueryResult<usize> {
+    // The same statements on each backend's own connection type.
+    macro_rules! swap_all {
+        ($c:ident) => {{
+            let mut swapped = 0;
+            for r in rows {
+                let set = (
+                    users::name_bidx.eq(&r.name_bidx),
+                    users::email_bidx.eq(&r.email_bidx),
+                    users::bidx_version.eq(r.bidx_version),
+                );
+                let row = users::table
+                    .filter(users::id.eq(r.id))
+                    .filter(users::name.eq(&r.name));
+                swapped += match &r.email {
+                    Some(email) => diesel::update(row.filter(users::email.eq(email)))
+                        .set(set)
+                        .execute($c)?,
+                    None => diesel::update(row.filter(users::email.is_null()))
+                        .set(set)
+                        .execute($c)?,
+                };
+            }
+            Ok(swapped)
+        }};
+    }
+    match db {
+        Db::Mysql(conn) => conn.transaction(|c| swap_all!(c)),
+        Db::Sqlite(conn) => conn.immediate_transaction(|c| swap_all!(c)),
+    }
 }
 
 /// Number of rows.

@@ -411,6 +411,7 @@ cli_tests!(list_reports_a_row_that_does_not_decrypt, |tool| {
         email_bidx: None,
         age: row.age,
         key_id: row.key_id,
+        bidx_version: 1,
     };
     users::update(&mut db, 1, &changes).unwrap();
 

@@ -270,3 +270,109 @@ key_tests!(status_counts_match_the_table, |tool| {
     );
     let _ = Db::connect(&DbUrl::parse(Some(&tool.db.url)).unwrap()).unwrap();
 });
+
+key_tests!(index_rotation_keeps_lookups_and_uniqueness, |tool| {
+    seed(&tool, 2000);
+    let pass = MasterSecret::Passphrase(Passphrase::new(PASS.into()));
+    // An interrupted index rotation: version 2 exists, no row moved yet.
+    let mut s = session(&tool, PASS);
+    match &mut s.db {
+        Db::Mysql(c) => fieldseal::KeyStore::add_index_key(c, &pass).map(drop),
+        Db::Sqlite(c) => fieldseal::KeyStore::add_index_key(c, &pass).map(drop),
+    }
+    .unwrap();
+
+    // Lookups consult both versions: rows still indexed under 1 are found.
+    assert!(tool
+        .ok(&["find", "--email", "K1@example.org", "--format", "csv"])
+        .contains("Person 1,"));
+    assert!(tool
+        .ok(&["find", "--name", "person 8", "--format", "csv"])
+        .contains("Person 8,"));
+    // A duplicate cannot slip in under the new version.
+    let dup = tool.run(&[
+        "add",
+        "--name",
+        "Dup",
+        "--age",
+        "1",
+        "--email",
+        "k1@EXAMPLE.org",
+    ]);
+    assert_eq!(dup.status.code(), Some(2), "{}", stderr(&dup));
+    assert!(stderr(&dup).contains("already used"), "{}", stderr(&dup));
+    // A new record is indexed under version 2 and found.
+    tool.ok(&[
+        "add",
+        "--name",
+        "New Under Two",
+        "--age",
+        "3",
+        "--email",
+        "two@example.org",
+    ]);
+    assert!(tool
+        .ok(&["find", "--email", "two@example.org"])
+        .contains("New Under Two"));
+    // Imports wait for the rotation to finish.
+    std::fs::write(
+        tool.path("more.csv"),
+        "name,email,age\nLate,k1@example.org,4\n",
+    )
+    .unwrap();
+    let import = tool.run(&["import", "more.csv"]);
+    assert_eq!(import.status.code(), Some(1));
+    assert!(
+        stderr(&import).contains("rotation is under way"),
+        "{}",
+        stderr(&import)
+    );
+
+    // Finishing: no version 3, every row moves to 2, version 1 retires.
+    let out = tool.run(&["keys", "rotate", "--index"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Finishing the rotation to blind-index key version 2"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(users::count_not_indexed_under(&mut s.db, 2).unwrap(), 0);
+    assert!(tool
+        .ok(&["keys", "status"])
+        .contains("Blind-index key: version 2"));
+    assert!(tool
+        .ok(&["find", "--email", "k1@example.org"])
+        .contains("Person 1"));
+    assert!(tool
+        .ok(&["find", "--name", "PERSON 1999"])
+        .contains("Person 1999"));
+    let dup = tool.run(&[
+        "add",
+        "--name",
+        "Dup",
+        "--age",
+        "1",
+        "--email",
+        "K1@example.org",
+    ]);
+    assert_eq!(dup.status.code(), Some(2));
+    // Now the import goes in, and its duplicate is caught.
+    let import = tool.run(&["import", "more.csv", "--on-error", "skip"]);
+    assert!(import.status.success(), "{}", stderr(&import));
+    assert!(
+        stderr(&import).contains("email is already used"),
+        "{}",
+        stderr(&import)
+    );
+
+    // Running it again starts a new rotation, to version 3.
+    let out = tool.run(&["keys", "rotate", "--index"]);
+    assert!(
+        stderr(&out).contains("New blind-index key version 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(tool
+        .ok(&["find", "--email", "two@example.org"])
+        .contains("New Under Two"));
+});

@@ -142,6 +142,11 @@ fn full_cycle(db: TestDb) {
     p.exp_string("Deleted record 2.").unwrap();
     prompt(&mut p);
 
+    p.send_line("keys").unwrap();
+    p.exp_string("Blind-index key: version 1.")
+        .expect("key status at the prompt");
+    prompt(&mut p);
+
     p.send_line("frobnicate").unwrap();
     p.exp_string("unknown command").unwrap();
     prompt(&mut p);
