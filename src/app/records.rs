@@ -51,25 +51,13 @@ fn seal_fields(
 /// # Errors
 /// [`AppError::Decrypt`] naming the record and column.
 pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
-    let decrypt = |context: &str, bytes: &[u8]| -> Result<String, AppError> {
-        let plain = keyring
-            .open(context, bytes)
-            .map_err(|source| AppError::Decrypt { id: row.id, source })?;
-        String::from_utf8(plain).map_err(|_| AppError::Decrypt {
-            id: row.id,
-            source: crate::DecryptError {
-                kind: crate::DecryptErrorKind::Malformed("plaintext is not valid UTF-8"),
-                context: context.to_owned(),
-            },
-        })
-    };
     Ok(Record {
         id: row.id,
-        name: decrypt(NAME_CONTEXT, &row.name)?,
+        name: open_text(keyring, row.id, NAME_CONTEXT, &row.name)?,
         email: row
             .email
             .as_deref()
-            .map(|e| decrypt(EMAIL_CONTEXT, e))
+            .map(|e| open_text(keyring, row.id, EMAIL_CONTEXT, e))
             .transpose()?,
         age: row.age,
         created_at: row.created_at,
@@ -325,7 +313,12 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
     })
 }
 
-fn open_text(keyring: &Keyring, id: i64, context: &str, sealed: &[u8]) -> Result<String, AppError> {
+pub(crate) fn open_text(
+    keyring: &Keyring,
+    id: i64,
+    context: &str,
+    sealed: &[u8],
+) -> Result<String, AppError> {
     let plain = keyring
         .open(context, sealed)
         .map_err(|source| AppError::Decrypt { id, source })?;

@@ -13,6 +13,7 @@
 //! Every row decrypts at every moment: old keys stay in the keyring, and
 //! the new key is stored before any row uses it.
 
+use super::records::open_text;
 use super::{AppError, Session};
 use crate::store::users::{self, Reseal, EMAIL_CONTEXT, NAME_CONTEXT};
 use crate::{with_conn, KdfParams, KeyStore, MasterSecret};
@@ -253,20 +254,7 @@ pub fn rotate_index(
             let mut work = Vec::with_capacity(rows.len());
             for row in rows {
                 let ring = &session.keyring;
-                let text = |context: &str, bytes: &[u8]| -> Result<String, AppError> {
-                    let plain = ring
-                        .open(context, bytes)
-                        .map_err(|source| AppError::Decrypt { id: row.id, source })?;
-                    String::from_utf8(plain).map_err(|_| AppError::Decrypt {
-                        id: row.id,
-                        source: crate::DecryptError {
-                            kind: crate::DecryptErrorKind::Malformed(
-                                "plaintext is not valid UTF-8",
-                            ),
-                            context: context.to_owned(),
-                        },
-                    })
-                };
+                let text = |context: &str, bytes: &[u8]| open_text(ring, row.id, context, bytes);
                 let index = |context: &str, value: &str| {
                     ring.blind_index_version(version, context, value)
                         .map(|b| b.to_vec())

@@ -168,33 +168,32 @@ trait WriteRows {
     fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError>;
 }
 
-impl WriteRows for diesel::SqliteConnection {
-    fn write_rows(&mut self, rows: &BatchRows, _: &mut BulkLoader) -> Result<(), TxError> {
-        match rows {
-            BatchRows::Sealed(rows) => diesel::insert_into(users::table)
-                .values(rows)
-                .execute(self)?,
+/// The batch as one multi-row INSERT, on the connection type `$c` has.
+macro_rules! insert_rows {
+    ($c:expr, $rows:expr) => {
+        match $rows {
+            BatchRows::Sealed(rows) => {
+                diesel::insert_into(users::table).values(rows).execute($c)?
+            }
             BatchRows::Plain(rows) => diesel::insert_into(users_plain::table)
                 .values(rows)
-                .execute(self)?,
-        };
+                .execute($c)?,
+        }
+    };
+}
+
+impl WriteRows for diesel::SqliteConnection {
+    fn write_rows(&mut self, rows: &BatchRows, _: &mut BulkLoader) -> Result<(), TxError> {
+        insert_rows!(self, rows);
         Ok(())
     }
 }
 
 impl WriteRows for diesel::MysqlConnection {
     fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError> {
-        if loader.load(self, rows)? {
-            return Ok(());
+        if !loader.load(self, rows)? {
+            insert_rows!(self, rows);
         }
-        match rows {
-            BatchRows::Sealed(rows) => diesel::insert_into(users::table)
-                .values(rows)
-                .execute(self)?,
-            BatchRows::Plain(rows) => diesel::insert_into(users_plain::table)
-                .values(rows)
-                .execute(self)?,
-        };
         Ok(())
     }
 }

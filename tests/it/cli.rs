@@ -106,28 +106,34 @@ pub(crate) fn parse_list_csv(text: &str) -> Vec<(String, String, String, String)
         .collect()
 }
 
-macro_rules! cli_tests {
+/// One `#[test]` per application backend (SQLite and MariaDB) from one
+/// body that sees `tool`, a [`Tool`] on a fresh database.
+macro_rules! tool_tests {
     ($name:ident, |$tool:ident| $body:block) => {
         mod $name {
+            #[allow(unused_imports)]
             use super::*;
 
             #[test]
             fn sqlite() {
-                let $tool = Tool::new(TestDb::sqlite());
+                let $tool = $crate::cli::Tool::new($crate::support::TestDb::sqlite());
                 $body
             }
 
             #[test]
             fn mysql() {
-                let Some(db) = TestDb::mysql() else { return };
-                let $tool = Tool::new(db);
+                let Some(db) = $crate::support::TestDb::mysql() else {
+                    return;
+                };
+                let $tool = $crate::cli::Tool::new(db);
                 $body
             }
         }
     };
 }
+pub(crate) use tool_tests;
 
-cli_tests!(add_list_find_update_delete_export, |tool| {
+tool_tests!(add_list_find_update_delete_export, |tool| {
     tool.ok(&[
         "add",
         "--name",
@@ -240,7 +246,7 @@ cli_tests!(add_list_find_update_delete_export, |tool| {
     assert!(stderr(&again).contains("--force"));
 });
 
-cli_tests!(bad_input_is_named_and_changes_nothing, |tool| {
+tool_tests!(bad_input_is_named_and_changes_nothing, |tool| {
     tool.ok(&[
         "add",
         "--name",
@@ -348,7 +354,7 @@ cli_tests!(bad_input_is_named_and_changes_nothing, |tool| {
     }
 });
 
-cli_tests!(database_holds_no_plaintext, |tool| {
+tool_tests!(database_holds_no_plaintext, |tool| {
     tool.ok(&[
         "add",
         "--name",
@@ -373,7 +379,7 @@ cli_tests!(database_holds_no_plaintext, |tool| {
     }
 });
 
-cli_tests!(wrong_passphrase_changes_nothing, |tool| {
+tool_tests!(wrong_passphrase_changes_nothing, |tool| {
     tool.ok(&["add", "--name", "Grace", "--age", "85"]);
     let before = tool.raw_rows();
     for args in [
@@ -394,7 +400,7 @@ cli_tests!(wrong_passphrase_changes_nothing, |tool| {
     assert!(tool.ok(&["list", "--format", "csv"]).contains("Grace"));
 });
 
-cli_tests!(list_reports_a_row_that_does_not_decrypt, |tool| {
+tool_tests!(list_reports_a_row_that_does_not_decrypt, |tool| {
     tool.ok(&["add", "--name", "First", "--age", "1"]);
     tool.ok(&["add", "--name", "Second", "--age", "2"]);
     // Move row 2's name ciphertext into row 1: wrong row is fine for AES-GCM

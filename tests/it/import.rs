@@ -2,31 +2,10 @@
 //! line with its number, abort and skip modes, a kill -9 in the middle and
 //! `--resume`, and a round trip through export.
 
-use crate::cli::{parse_list_csv, stderr, Tool};
+use crate::cli::{parse_list_csv, stderr, tool_tests, Tool};
 use crate::support::TestDb;
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-macro_rules! import_tests {
-    ($name:ident, |$tool:ident| $body:block) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn sqlite() {
-                let $tool = Tool::new(TestDb::sqlite());
-                $body
-            }
-
-            #[test]
-            fn mysql() {
-                let Some(db) = TestDb::mysql() else { return };
-                let $tool = Tool::new(db);
-                $body
-            }
-        }
-    };
-}
 
 fn write(tool: &Tool, name: &str, bytes: &[u8]) -> String {
     std::fs::write(tool.path(name), bytes).unwrap();
@@ -52,7 +31,7 @@ fn rejects(tool: &Tool, name: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
-import_tests!(every_bad_line_is_reported_with_its_number, |tool| {
+tool_tests!(every_bad_line_is_reported_with_its_number, |tool| {
     tool.ok(&[
         "add",
         "--name",
@@ -145,7 +124,7 @@ import_tests!(every_bad_line_is_reported_with_its_number, |tool| {
     assert_eq!(tool.raw_rows().len(), 5);
 });
 
-import_tests!(
+tool_tests!(
     abort_stops_at_the_first_bad_line_and_keeps_earlier_batches,
     |tool| {
         let mut file = String::from("name,email,age\n");
@@ -178,7 +157,7 @@ import_tests!(
     }
 );
 
-import_tests!(bad_files_get_one_sentence_and_change_nothing, |tool| {
+tool_tests!(bad_files_get_one_sentence_and_change_nothing, |tool| {
     let cases: Vec<(String, &str)> = vec![
         (
             write(&tool, "wrong.csv", b"name,phone,age\nA,1,2\n"),
@@ -265,7 +244,7 @@ fn records_of(csv_bytes: &[u8]) -> Vec<(String, String, String)> {
         .collect()
 }
 
-import_tests!(
+tool_tests!(
     kill_9_mid_import_then_resume_loses_and_doubles_nothing,
     |tool| {
         const ROWS: usize = 200_000;
@@ -326,7 +305,7 @@ import_tests!(
     }
 );
 
-import_tests!(import_then_export_round_trips, |tool| {
+tool_tests!(import_then_export_round_trips, |tool| {
     const ROWS: usize = 100_000;
     let file = big_csv(ROWS);
     let name = write(&tool, "in.csv", &file);

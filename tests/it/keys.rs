@@ -1,8 +1,7 @@
 //! Key lifecycle on SQLite and MariaDB: rotation under a concurrent writer,
 //! kill -9 at random points and resume, passphrase change, status counts.
 
-use crate::cli::{stderr, Tool, PASS};
-use crate::support::TestDb;
+use crate::cli::{stderr, tool_tests, Tool, PASS};
 use fieldseal::app::records::{self, Changes};
 use fieldseal::app::rotate;
 use fieldseal::app::{keys, Session};
@@ -12,27 +11,6 @@ use fieldseal::{MasterSecret, Passphrase};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::process::Stdio;
-
-macro_rules! key_tests {
-    ($name:ident, |$tool:ident| $body:block) => {
-        mod $name {
-            use super::*;
-
-            #[test]
-            fn sqlite() {
-                let $tool = Tool::new(TestDb::sqlite());
-                $body
-            }
-
-            #[test]
-            fn mysql() {
-                let Some(db) = TestDb::mysql() else { return };
-                let $tool = Tool::new(db);
-                $body
-            }
-        }
-    };
-}
 
 fn session(tool: &Tool, pass: &str) -> Session {
     let url = DbUrl::parse(Some(&tool.db.url)).unwrap();
@@ -82,7 +60,7 @@ fn assert_all_under(tool: &Tool, key: u32) -> usize {
     rows.len()
 }
 
-key_tests!(rotation_keeps_every_concurrent_update, |tool| {
+tool_tests!(rotation_keeps_every_concurrent_update, |tool| {
     const ROWS: usize = 50_000;
     seed(&tool, ROWS);
     // The writer unlocked before the rotation: it still seals under key 1.
@@ -143,7 +121,7 @@ key_tests!(rotation_keeps_every_concurrent_update, |tool| {
     assert!(updates >= 50);
 });
 
-key_tests!(killed_rotations_resume_and_lose_nothing, |tool| {
+tool_tests!(killed_rotations_resume_and_lose_nothing, |tool| {
     const ROWS: usize = 20_000;
     seed(&tool, ROWS);
     tool.ok(&["export", "before.csv"]);
@@ -185,7 +163,7 @@ key_tests!(killed_rotations_resume_and_lose_nothing, |tool| {
     );
 });
 
-key_tests!(changed_passphrase_rewraps_and_touches_no_row, |tool| {
+tool_tests!(changed_passphrase_rewraps_and_touches_no_row, |tool| {
     seed(&tool, 300);
     let before = tool.raw_rows();
     let new_pass = "a brand new passphrase";
@@ -234,7 +212,7 @@ key_tests!(changed_passphrase_rewraps_and_touches_no_row, |tool| {
     assert!(by_key.status.success(), "{}", stderr(&by_key));
 });
 
-key_tests!(status_counts_match_the_table, |tool| {
+tool_tests!(status_counts_match_the_table, |tool| {
     seed(&tool, 1000); // every fourth row has no email: 750 emails
     let mut s = session(&tool, PASS);
     let status = rotate::status(&mut s).unwrap();
@@ -271,7 +249,7 @@ key_tests!(status_counts_match_the_table, |tool| {
     let _ = Db::connect(&DbUrl::parse(Some(&tool.db.url)).unwrap()).unwrap();
 });
 
-key_tests!(index_rotation_keeps_lookups_and_uniqueness, |tool| {
+tool_tests!(index_rotation_keeps_lookups_and_uniqueness, |tool| {
     seed(&tool, 2000);
     let pass = MasterSecret::Passphrase(Passphrase::new(PASS.into()));
     // An interrupted index rotation: version 2 exists, no row moved yet.
