@@ -102,7 +102,7 @@ impl Default for ImportOptions {
 }
 
 /// A line that was not imported, and why.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rejection {
     /// Line where the record starts (1 is the header).
     pub line: u64,
@@ -110,6 +110,16 @@ pub struct Rejection {
     pub reason: String,
     /// The record's fields as read, for the rejects file.
     pub fields: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Rejection {
+    /// Line and reason only: the fields may hold names and emails.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rejection")
+            .field("line", &self.line)
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where rejected lines go: a rejects file, standard error, a test's Vec.

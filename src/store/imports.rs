@@ -32,7 +32,7 @@ pub struct ImportRow {
 }
 
 /// A plaintext row for the benchmark's `users_plain` table.
-#[derive(Debug, Clone, Insertable)]
+#[derive(Clone, Insertable)]
 #[diesel(table_name = users_plain, treat_none_as_default_value = false)]
 pub struct NewPlainRow {
     /// Name, in the clear.
@@ -43,6 +43,13 @@ pub struct NewPlainRow {
     pub age: i32,
     /// Creation time.
     pub created_at: NaiveDateTime,
+}
+
+impl std::fmt::Debug for NewPlainRow {
+    /// Redacted like every type that holds a name or an email.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPlainRow(<redacted>)")
+    }
 }
 
 /// Rows of one batch, for the encrypted table or the benchmark's plain one.
