@@ -35,11 +35,18 @@ pub fn run(session: &mut Session, args: &ImportArgs) -> anyhow::Result<ExitCode>
         None => Box::new(StderrRejects(args.file.display().to_string())),
     };
     let bar = progress_bar();
+    let started = std::time::Instant::now();
     let mut on_progress = |p: &Progress| {
         if let Some(bar) = &bar {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
             bar.set_length(p.total_bytes);
             bar.set_position(p.bytes);
-            bar.set_message(format!("{} rows in, {} rejected", p.inserted, p.rejected));
+            bar.set_message(format!(
+                "{} rows in, {} rejected, {:.0} rows/s",
+                p.inserted,
+                p.rejected,
+                p.read as f64 / secs
+            ));
         }
     };
     let result = import::import(
@@ -111,11 +118,10 @@ fn progress_bar() -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{spinner} [{bar:30}] {percent:>3}%  {msg}  {binary_bytes_per_sec}  ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{spinner} [{bar:30}] {percent:>3}%  {msg}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     Some(bar)
 }

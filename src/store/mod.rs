@@ -40,7 +40,7 @@ impl DbUrl {
         };
         if value.starts_with("mysql://") || value.starts_with("mariadb://") {
             let url = value.replacen("mariadb://", "mysql://", 1);
-            let rest = &url["mysql://".len()..];
+            let rest = url.strip_prefix("mysql://").unwrap_or(url.as_str());
             let path = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
             if !path.contains('/') || path.ends_with('/') {
                 return Err(StoreError::BadUrl(format!(
@@ -71,7 +71,7 @@ impl DbUrl {
         match self {
             DbUrl::Sqlite(path) => format!("SQLite file {path}"),
             DbUrl::Mysql(url) => {
-                let rest = &url["mysql://".len()..];
+                let rest = url.strip_prefix("mysql://").unwrap_or(url.as_str());
                 match rest.rsplit_once('@') {
                     Some((userinfo, host)) => {
                         let user = userinfo.split(':').next().unwrap_or_default();
@@ -88,7 +88,7 @@ impl DbUrl {
         match self {
             DbUrl::Sqlite(path) => path.clone(),
             DbUrl::Mysql(url) => {
-                let rest = &url["mysql://".len()..];
+                let rest = url.strip_prefix("mysql://").unwrap_or(url.as_str());
                 let hostpart = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
                 hostpart.split('/').next().unwrap_or(hostpart).to_owned()
             }
@@ -228,7 +228,7 @@ fn strip_password(message: &str, url: &DbUrl) -> String {
     let DbUrl::Mysql(u) = url else {
         return message.to_owned();
     };
-    let rest = &u["mysql://".len()..];
+    let rest = u.strip_prefix("mysql://").unwrap_or(u.as_str());
     match rest
         .rsplit_once('@')
         .and_then(|(info, _)| info.split_once(':'))
