@@ -122,6 +122,10 @@ pub trait KeyStoreConnection: Connection {
     fn update_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
     /// Replaces a key's wrapped bytes and state.
     fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+    /// Takes the key store's write lock for the rest of the transaction (a
+    /// no-op update of the keyring row), so a rotation and a passphrase
+    /// change cannot interleave: each checks the master key after taking it.
+    fn lock_keyring(&mut self) -> QueryResult<()>;
     /// A transaction that reads, then writes. On SQLite it takes the write
     /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has
     /// read cannot wait for the lock and would fail with "database is
@@ -168,6 +172,12 @@ macro_rules! impl_keystore_connection {
             fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
                 diesel::insert_into(fieldseal_keys::table)
                     .values(row.clone())
+                    .execute(self)
+                    .map(drop)
+            }
+            fn lock_keyring(&mut self) -> QueryResult<()> {
+                diesel::update(fieldseal_keyring::table.find(1))
+                    .set(fieldseal_keyring::created_at.eq(fieldseal_keyring::created_at))
                     .execute(self)
                     .map(drop)
             }
@@ -416,8 +426,12 @@ impl KeyStore {
         secret: &MasterSecret,
         purpose: &'static str,
     ) -> Result<Keyring> {
-        let (_, master_key) = master_key(conn, secret)?;
         conn.write_transaction(|conn| {
+            // Lock first, then check the master key: a passphrase change
+            // that committed meanwhile makes this one fail as a wrong
+            // key instead of storing a key wrapped under the old master.
+            conn.lock_keyring()?;
+            let (_, master_key) = master_key(conn, secret)?;
             let rows = conn.load_key_rows()?;
             let next = rows
                 .iter()
@@ -447,40 +461,41 @@ impl KeyStore {
         Self::unlock(conn, secret)
     }
 
-    /// Marks every data key but `active` as retired (after a rotation
-    /// re-encrypted all rows).
+    /// Marks every data key not in `keep` as retired (after a rotation
+    /// re-encrypted all rows; keep the active key and any that rows still
+    /// use).
     ///
     /// # Errors
     /// [`Error::Database`].
     pub fn retire_data_keys_except<C: KeyStoreConnection>(
         conn: &mut C,
-        active: u32,
+        keep: &[u32],
     ) -> Result<Vec<u32>> {
-        Self::retire_keys_except(conn, PURPOSE_DATA, active)
+        Self::retire_keys_except(conn, PURPOSE_DATA, keep)
     }
 
-    /// Marks every index key version but `current` as retired (after every
-    /// row was re-indexed under `current`).
+    /// Marks every index key version not in `keep` as retired (after every
+    /// row was re-indexed under the current one).
     ///
     /// # Errors
     /// [`Error::Database`].
     pub fn retire_index_keys_except<C: KeyStoreConnection>(
         conn: &mut C,
-        current: u32,
+        keep: &[u32],
     ) -> Result<Vec<u32>> {
-        Self::retire_keys_except(conn, PURPOSE_INDEX, current)
+        Self::retire_keys_except(conn, PURPOSE_INDEX, keep)
     }
 
     fn retire_keys_except<C: KeyStoreConnection>(
         conn: &mut C,
         purpose: &str,
-        active: u32,
+        keep: &[u32],
     ) -> Result<Vec<u32>> {
         conn.write_transaction(|conn| {
             let mut retired = Vec::new();
             for mut row in conn.load_key_rows()? {
                 if row.purpose == purpose
-                    && row.id != i64::from(active)
+                    && !keep.iter().any(|&k| i64::from(k) == row.id)
                     && row.state != STATE_RETIRED
                 {
                     row.state = STATE_RETIRED.to_owned();
@@ -505,18 +520,21 @@ impl KeyStore {
         new: &MasterSecret,
         params: KdfParams,
     ) -> Result<()> {
-        let (mut keyring_row, old_key) = master_key(conn, old)?;
         let salt = master::new_salt();
         let new_key = new.derive(&salt, params)?;
         let as_i32 = |v: u32| {
             i32::try_from(v).map_err(|_| Error::KeyStore("KDF parameter too large".into()))
         };
-        keyring_row.kdf_salt = salt.to_vec();
-        keyring_row.kdf_m_cost = as_i32(params.m_cost_kib)?;
-        keyring_row.kdf_t_cost = as_i32(params.t_cost)?;
-        keyring_row.kdf_p_cost = as_i32(params.p_cost)?;
-        keyring_row.key_check = master::key_check_value(&new_key);
         conn.write_transaction(|conn| {
+            // Under the lock, so a concurrent rotation's new key is either
+            // already here (and re-wrapped) or waits and then fails the check.
+            conn.lock_keyring()?;
+            let (mut keyring_row, old_key) = master_key(conn, old)?;
+            keyring_row.kdf_salt = salt.to_vec();
+            keyring_row.kdf_m_cost = as_i32(params.m_cost_kib)?;
+            keyring_row.kdf_t_cost = as_i32(params.t_cost)?;
+            keyring_row.kdf_p_cost = as_i32(params.p_cost)?;
+            keyring_row.key_check = master::key_check_value(&new_key);
             for mut row in conn.load_key_rows()? {
                 let id = key_id(row.id)?;
                 let purpose = match row.purpose.as_str() {

@@ -137,10 +137,15 @@ pub trait RejectSink {
 }
 
 /// Writes rejections as CSV: `line`, `reason`, then the line's own fields.
-pub struct CsvRejects<W: Write>(pub W);
+/// The bool says whether to write the header row (not when appending to a
+/// rejects file that has one, on `--resume`).
+pub struct CsvRejects<W: Write>(pub W, pub bool);
 
 impl<W: Write> RejectSink for CsvRejects<W> {
     fn header(&mut self, fields: &[Vec<u8>]) -> std::io::Result<()> {
+        if !self.1 {
+            return Ok(());
+        }
         let mut head: Vec<&[u8]> = vec![b"line", b"reason"];
         head.extend(fields.iter().map(Vec::as_slice));
         write_csv_row(&mut self.0, &head)

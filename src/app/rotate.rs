@@ -19,6 +19,7 @@ use crate::store::users::{self, Reseal, EMAIL_CONTEXT, NAME_CONTEXT};
 use crate::{with_conn, KdfParams, KeyStore, MasterSecret};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// Random 96-bit nonces: one key should seal at most 2^32 values. Status
 /// warns from half of that.
@@ -186,8 +187,17 @@ pub fn rotate(
         }
     }
     let active_u32 = u32::try_from(active).unwrap_or(u32::MAX);
+    // Keep the active key, and any key a concurrent writer with an older
+    // keyring has used since the last pass: "retired" means no row uses it.
+    let mut keep = vec![active_u32];
+    keep.extend(
+        users::count_by_key(&mut session.db)?
+            .into_iter()
+            .filter(|(_, rows, _)| *rows > 0)
+            .filter_map(|(id, _, _)| u32::try_from(id).ok()),
+    );
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_data_keys_except(
-        c, active_u32
+        c, &keep
     ))?;
     Ok(RotateReport {
         new_key,
@@ -260,9 +270,15 @@ pub fn rotate_index(
                         .map(|b| b.to_vec())
                         .ok_or(AppError::Crypto(crate::Error::NoIndexKey))
                 };
-                let name_bidx = index(NAME_CONTEXT, &text(NAME_CONTEXT, &row.name)?)?;
+                let name_bidx = index(
+                    NAME_CONTEXT,
+                    &Zeroizing::new(text(NAME_CONTEXT, &row.name)?),
+                )?;
                 let email_bidx = match &row.email {
-                    Some(e) => Some(index(EMAIL_CONTEXT, &text(EMAIL_CONTEXT, e)?)?),
+                    Some(e) => Some(index(
+                        EMAIL_CONTEXT,
+                        &Zeroizing::new(text(EMAIL_CONTEXT, e)?),
+                    )?),
                     None => None,
                 };
                 work.push(users::Reindex {
@@ -281,7 +297,8 @@ pub fn rotate_index(
         }
     }
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_index_keys_except(
-        c, version
+        c,
+        &[version]
     ))?;
     Ok(RotateReport {
         new_key,
@@ -312,9 +329,13 @@ fn reseal_row(session: &Session, row: users::SealedRow, active: i64) -> Result<R
         ring.open(context, bytes)
             .map_err(|source| AppError::Decrypt { id: row.id, source })
     };
-    let name = ring.seal(NAME_CONTEXT, &open(NAME_CONTEXT, &row.name)?)?;
+    // Opened values are wiped as soon as they are sealed again.
+    let name = ring.seal(
+        NAME_CONTEXT,
+        &Zeroizing::new(open(NAME_CONTEXT, &row.name)?),
+    )?;
     let email = match &row.email {
-        Some(e) => Some(ring.seal(EMAIL_CONTEXT, &open(EMAIL_CONTEXT, e)?)?),
+        Some(e) => Some(ring.seal(EMAIL_CONTEXT, &Zeroizing::new(open(EMAIL_CONTEXT, e)?))?),
         None => None,
     };
     Ok(Reseal {

@@ -31,7 +31,13 @@ pub fn run(session: &mut Session, args: &ImportArgs) -> anyhow::Result<ExitCode>
         ..ImportOptions::default()
     };
     let mut rejects: Box<dyn RejectSink> = match &args.rejects {
-        Some(path) => Box::new(CsvRejects(open_rejects(path, args.resume)?)),
+        Some(path) => {
+            let has_header = args.resume
+                && std::fs::metadata(path)
+                    .map(|m| m.len() > 0)
+                    .unwrap_or(false);
+            Box::new(CsvRejects(open_rejects(path, args.resume)?, !has_header))
+        }
         None => Box::new(StderrRejects(args.file.display().to_string())),
     };
     let bar = progress_bar();
@@ -143,11 +149,20 @@ fn print_summary(path: &Path, report: &ImportReport, rejects: Option<&Path>) {
     if let Some(stop) = &report.stopped_at {
         eprintln!("{file}:{}: {}", stop.line, stop.reason);
         match report.last_committed_line {
-            Some(line) => eprintln!(
-                "Stopped at line {}. Lines 2–{line} are in the database; nothing after line {line} was written.",
+            Some(line) => {
+                eprintln!(
+                    "Stopped at line {}. Lines 2–{line} are in the database; nothing after line {line} was written.",
+                    stop.line
+                );
+                eprintln!(
+                    "Before importing a corrected copy, remove lines 2–{line} from it: an edited file is a \
+                     new file to --resume, and those lines would go in twice."
+                );
+            }
+            None => eprintln!(
+                "Stopped at line {}. Nothing from this file was written.",
                 stop.line
             ),
-            None => eprintln!("Stopped at line {}. Nothing from this file was written.", stop.line),
         }
     }
     eprintln!(

@@ -194,7 +194,7 @@ fn rotate_index(
 /// The new master secret: from the environment for scripts, else typed
 /// twice at a hidden prompt.
 fn new_secret() -> anyhow::Result<MasterSecret> {
-    if let Ok(b64) = std::env::var("FIELDSEAL_NEW_MASTER_KEY") {
+    if let Ok(b64) = std::env::var("FIELDSEAL_NEW_MASTER_KEY").map(zeroize::Zeroizing::new) {
         let key = SecretKey::from_base64(&b64)
             .map_err(|why| anyhow::anyhow!("FIELDSEAL_NEW_MASTER_KEY {why}"))?;
         return Ok(MasterSecret::Key(key));

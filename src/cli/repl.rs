@@ -79,6 +79,10 @@ pub fn run(url: &DbUrl) -> anyhow::Result<ExitCode> {
     // console raises SIGINT for Ctrl-C inside a prompt; with a handler the
     // prompt returns an Interrupted error instead, and we cancel the action.
     ctrlc::set_handler(|| {}).map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?;
+    // Prompts read one key at a time and restore the terminal in between;
+    // with the terminal's own Ctrl-C signal on, a Ctrl-C typed in that
+    // instant became a signal and was lost. Off, it is always a key.
+    let _keys = CtrlCAsKey::enable();
 
     let config = rustyline::Config::builder().auto_add_history(false).build();
     let mut editor = rustyline::DefaultEditor::with_config(config)?;
@@ -118,6 +122,38 @@ pub fn run(url: &DbUrl) -> anyhow::Result<ExitCode> {
     }
     println!("Bye.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Turns the terminal's ISIG off for the life of the prompt, and back on
+/// when dropped (also on an error return).
+struct CtrlCAsKey(Option<nix::sys::termios::Termios>);
+
+impl CtrlCAsKey {
+    fn enable() -> Self {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        let stdin = std::io::stdin();
+        let Ok(original) = tcgetattr(&stdin) else {
+            return CtrlCAsKey(None);
+        };
+        let mut changed = original.clone();
+        changed.local_flags.remove(LocalFlags::ISIG);
+        match tcsetattr(&stdin, SetArg::TCSANOW, &changed) {
+            Ok(()) => CtrlCAsKey(Some(original)),
+            Err(_) => CtrlCAsKey(None),
+        }
+    }
+}
+
+impl Drop for CtrlCAsKey {
+    fn drop(&mut self) {
+        if let Some(original) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                original,
+            );
+        }
+    }
 }
 
 /// `fieldseal repl` without a terminal: a usage error.

@@ -62,8 +62,10 @@ impl Keyring {
     /// message never contains key material.
     pub fn from_env() -> Result<Self> {
         let _ = dotenvy::dotenv();
-        let keys = std::env::var("FIELDSEAL_KEYS")
-            .map_err(|_| Error::config("FIELDSEAL_KEYS", "is not set"))?;
+        let keys = zeroize::Zeroizing::new(
+            std::env::var("FIELDSEAL_KEYS")
+                .map_err(|_| Error::config("FIELDSEAL_KEYS", "is not set"))?,
+        );
         let mut data = Vec::new();
         for (n, entry) in keys
             .split(',')
@@ -86,7 +88,7 @@ impl Keyring {
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::config("FIELDSEAL_KEYS", "names a key id twice"));
         }
-        let index = match std::env::var("FIELDSEAL_INDEX_KEY") {
+        let index = match std::env::var("FIELDSEAL_INDEX_KEY").map(zeroize::Zeroizing::new) {
             Ok(b64) => vec![(
                 1,
                 SecretKey::from_base64(&b64)

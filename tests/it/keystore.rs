@@ -80,3 +80,31 @@ backend_tests!(master_key_mode_and_altered_wrapped_key, |db, conn| {
         "{err:?}"
     );
 });
+
+backend_tests!(
+    a_rotation_after_a_passphrase_change_cannot_use_the_old_one,
+    |db, conn| {
+        let _ = &db;
+        KeyStore::install_schema(conn).unwrap();
+        KeyStore::create(conn, &pass("first passphrase"), fast_kdf()).unwrap();
+        KeyStore::change_master(
+            conn,
+            &pass("first passphrase"),
+            &pass("second passphrase"),
+            fast_kdf(),
+        )
+        .unwrap();
+        // A rotation that still holds the old passphrase is refused under the
+        // key store lock instead of storing a key wrapped under the old master.
+        let err = KeyStore::add_data_key(conn, &pass("first passphrase")).unwrap_err();
+        assert!(matches!(err, Error::WrongMasterKey), "{err:?}");
+        let ring = KeyStore::add_data_key(conn, &pass("second passphrase")).unwrap();
+        assert_eq!(ring.active_key_id(), 2);
+        assert_eq!(
+            KeyStore::unlock(conn, &pass("second passphrase"))
+                .unwrap()
+                .active_key_id(),
+            2
+        );
+    }
+);
