@@ -157,18 +157,8 @@ pub fn rotate(
     let mut raced = 0u64;
     for pass in 0.. {
         let pending = users::count_not_under(&mut session.db, active)?;
-        if pending == 0 {
+        if !another_pass(pending, pass, "keys rotate")? {
             break;
-        }
-        if pass >= 20 {
-            return Err(AppError::invalid(
-                "keys",
-                format!(
-                    "{pending} rows are still being written under an older key by another \
-                     process after 20 passes; restart the processes that still use the old \
-                     keyring, then run keys rotate again"
-                ),
-            ));
         }
         progress.pending = u64::try_from(pending).unwrap_or(0);
         let mut after = 0i64;
@@ -243,17 +233,8 @@ pub fn rotate_index(
     let mut raced = 0u64;
     for pass in 0.. {
         let pending = users::count_not_indexed_under(&mut session.db, current)?;
-        if pending == 0 {
+        if !another_pass(pending, pass, "keys rotate --index")? {
             break;
-        }
-        if pass >= 20 {
-            return Err(AppError::invalid(
-                "keys",
-                format!(
-                    "{pending} rows are still being indexed under an older index key by another \
-                     process after 20 passes; restart it, then run keys rotate --index again"
-                ),
-            ));
         }
         progress.pending = u64::try_from(pending).unwrap_or(0);
         let mut after = 0i64;
@@ -321,6 +302,26 @@ pub fn index_rotation_pending(session: &mut Session) -> Result<bool, AppError> {
     }
     let current = i64::from(session.keyring.index_version().unwrap_or(1));
     Ok(users::count_not_indexed_under(&mut session.db, current)? > 0)
+}
+
+/// Whether a rotation needs another pass over the table: yes while rows
+/// are pending, up to 20 passes. Rows that keep coming back belong to a
+/// writer still using an older keyring, which has to be restarted.
+fn another_pass(pending: i64, pass: u32, command: &str) -> Result<bool, AppError> {
+    if pending == 0 {
+        return Ok(false);
+    }
+    if pass >= 20 {
+        return Err(AppError::invalid(
+            "keys",
+            format!(
+                "{pending} rows are still being written under an older key by another process \
+                 after 20 passes; restart the processes that still use the old keyring, then \
+                 run {command} again"
+            ),
+        ));
+    }
+    Ok(true)
 }
 
 fn reseal_row(session: &Session, row: users::SealedRow, active: i64) -> Result<Reseal, AppError> {
