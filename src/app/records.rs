@@ -2,6 +2,7 @@
 
 use super::record::{parse_age, parse_email, parse_name};
 use super::{AppError, Record, RecordInput, Session};
+use crate::crypto::envelope::Header;
 use crate::store::users::{
     self, ExportRow, NewUserRow, UserChanges, UserRow, EMAIL_CONTEXT, NAME_CONTEXT,
 };
@@ -65,18 +66,18 @@ pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
     })
 }
 
-/// [`open`], loading the key store again once if the row names a key this
+/// [`open`], loading the key store again first if the row names a key this
 /// session does not hold yet (another process rotated meanwhile).
 fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
-    match open(&session.keyring, row.clone()) {
-        Err(AppError::Decrypt { source, .. })
-            if matches!(source.kind, crate::DecryptErrorKind::UnknownKeyId(_))
-                && session.reload_keyring()? =>
-        {
-            open(&session.keyring, row)
-        }
-        other => other,
+    let unknown_key = [Some(&row.name), row.email.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|sealed| Header::parse(sealed).ok())
+        .any(|header| !session.keyring.has_key(header.key_id));
+    if unknown_key {
+        session.reload_keyring()?;
     }
+    open(&session.keyring, row)
 }
 
 /// The id of the record that already uses `email`, if any.
@@ -136,7 +137,7 @@ pub fn list(
     let rows = users::list(&mut session.db, newest_first, limit, offset)?;
     Ok(rows
         .into_iter()
-        .map(|row| open(&session.keyring, row))
+        .map(|row| open_fresh(session, row))
         .collect())
 }
 
@@ -148,9 +149,7 @@ pub fn list(
 pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, AppError> {
     let bidx = session.keyring.blind_indexes(NAME_CONTEXT, name);
     let rows = users::by_name_bidx(&mut session.db, &bidx)?;
-    rows.into_iter()
-        .map(|r| open(&session.keyring, r))
-        .collect()
+    open_all(session, rows)
 }
 
 /// The record with this email (normalized), through the blind index.
@@ -160,9 +159,11 @@ pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, Ap
 pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, AppError> {
     let bidx = session.keyring.blind_indexes(EMAIL_CONTEXT, email);
     let rows = users::by_email_bidx(&mut session.db, &bidx)?;
-    rows.into_iter()
-        .map(|r| open(&session.keyring, r))
-        .collect()
+    open_all(session, rows)
+}
+
+fn open_all(session: &mut Session, rows: Vec<UserRow>) -> Result<Vec<Record>, AppError> {
+    rows.into_iter().map(|r| open_fresh(session, r)).collect()
 }
 
 /// One record by id.

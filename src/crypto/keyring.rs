@@ -104,6 +104,11 @@ impl Keyring {
         self.active
     }
 
+    /// Whether the ring holds data key `id`.
+    pub fn has_key(&self, id: u32) -> bool {
+        self.data.contains_key(&id)
+    }
+
     /// Ids of every data key, ascending.
     pub fn key_ids(&self) -> impl Iterator<Item = u32> + '_ {
         self.data.keys().copied()

@@ -96,6 +96,19 @@ tool_tests!(rotation_keeps_every_concurrent_update, |tool| {
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // The writer's session predates the new key: list and find still read
+    // the rows the rotation re-encrypted (it loads the key store again).
+    let listed = records::list(&mut writer, false, None, 0).unwrap();
+    assert!(
+        listed.iter().all(Result::is_ok),
+        "a row did not open in the older session"
+    );
+    assert_eq!(
+        records::find_by_email(&mut writer, "k3@example.org")
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("New data key 2 is active"));
 
     // Updates made with the old keyring after the last pass are still
