@@ -122,64 +122,40 @@ pub struct RotateReport {
     pub elapsed: Duration,
 }
 
-/// Rotates the data key: see the module docs. `secret` unlocks the key
-/// store (to add the new key). Safe to kill at any moment; running it
-/// again finishes the work.
+/// Rotates the data key: see the module docs. The session's master key
+/// unlocks the key store to add the new key. Safe to kill at any moment;
+/// running it again finishes the work.
 ///
 /// # Errors
-/// [`AppError::Crypto`] for a wrong secret; decryption errors name the
+/// [`AppError::Crypto`] from the key store; decryption errors name the
 /// row; database errors. A batch that fails is rolled back whole.
 pub fn rotate(
     session: &mut Session,
-    secret: &MasterSecret,
     batch_size: usize,
     on_progress: &mut dyn FnMut(&RotateProgress),
 ) -> Result<RotateReport, AppError> {
     let started = Instant::now();
-    let mut active = i64::from(session.keyring.active_key_id());
+    // Another process may have rotated already.
+    session.reload_keyring()?;
     let mut new_key = None;
-    // Re-read the key store: another process may have rotated already.
-    let fresh = with_conn!(&mut session.db, |c| KeyStore::unlock(c, secret))?;
-    if i64::from(fresh.active_key_id()) != active {
-        active = i64::from(fresh.active_key_id());
-    }
-    session.keyring = Arc::new(fresh);
+    let active = i64::from(session.keyring.active_key_id());
     if users::count_not_under(&mut session.db, active)? == 0 {
-        let ring = with_conn!(&mut session.db, |c| KeyStore::add_data_key(c, secret))?;
-        active = i64::from(ring.active_key_id());
+        let ring = with_conn!(&mut session.db, |c| KeyStore::add_data_key(
+            c,
+            &session.master
+        ))?;
         new_key = Some(ring.active_key_id());
         session.keyring = Arc::new(ring);
     }
     crate::install_keyring_arc(Arc::clone(&session.keyring));
-
-    let batch = i64::try_from(batch_size.max(1)).unwrap_or(1000);
-    let mut progress = RotateProgress::default();
-    let mut raced = 0u64;
-    for pass in 0.. {
-        let pending = users::count_not_under(&mut session.db, active)?;
-        if !another_pass(pending, pass, "keys rotate")? {
-            break;
-        }
-        progress.pending = u64::try_from(pending).unwrap_or(0);
-        let mut after = 0i64;
-        loop {
-            let rows = users::sealed_under_other_keys(&mut session.db, active, after, batch)?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            let reseals = rows
-                .into_iter()
-                .map(|row| reseal_row(session, row, active))
-                .collect::<Result<Vec<_>, AppError>>()?;
-            let swapped = users::reseal(&mut session.db, &reseals)?;
-            progress.rewritten += swapped as u64;
-            raced += (reseals.len() - swapped) as u64;
-            on_progress(&progress);
-        }
-    }
-    let active_u32 = u32::try_from(active).unwrap_or(u32::MAX);
+    let pass = DataPass {
+        active: i64::from(session.keyring.active_key_id()),
+    };
+    let (rewritten, raced) = run_passes(&pass, session, batch_size, on_progress)?;
+    let active = session.keyring.active_key_id();
     // Keep the active key, and any key a concurrent writer with an older
     // keyring has used since the last pass: "retired" means no row uses it.
-    let mut keep = vec![active_u32];
+    let mut keep = vec![active];
     keep.extend(
         users::count_by_key(&mut session.db)?
             .into_iter()
@@ -191,8 +167,8 @@ pub fn rotate(
     ))?;
     Ok(RotateReport {
         new_key,
-        active: active_u32,
-        rewritten: progress.rewritten,
+        active,
+        rewritten,
         raced,
         retired,
         elapsed: started.elapsed(),
@@ -210,73 +186,24 @@ pub fn rotate(
 /// As [`rotate`]; a unique violation if two rows hold the same email.
 pub fn rotate_index(
     session: &mut Session,
-    secret: &MasterSecret,
     batch_size: usize,
     on_progress: &mut dyn FnMut(&RotateProgress),
 ) -> Result<RotateReport, AppError> {
     let started = Instant::now();
-    session.keyring = Arc::new(with_conn!(&mut session.db, |c| KeyStore::unlock(
-        c, secret
-    ))?);
-    let mut current = i64::from(session.keyring.index_version().unwrap_or(1));
+    session.reload_keyring()?;
     let mut new_key = None;
+    let current = i64::from(session.keyring.index_version().unwrap_or(1));
     if users::count_not_indexed_under(&mut session.db, current)? == 0 {
-        let ring = with_conn!(&mut session.db, |c| KeyStore::add_index_key(c, secret))?;
-        current = i64::from(ring.index_version().unwrap_or(1));
+        let ring = with_conn!(&mut session.db, |c| KeyStore::add_index_key(
+            c,
+            &session.master
+        ))?;
         new_key = ring.index_version();
         session.keyring = Arc::new(ring);
     }
     crate::install_keyring_arc(Arc::clone(&session.keyring));
-    let version = u32::try_from(current).unwrap_or(u32::MAX);
-    let batch = i64::try_from(batch_size.max(1)).unwrap_or(1000);
-    let mut progress = RotateProgress::default();
-    let mut raced = 0u64;
-    for pass in 0.. {
-        let pending = users::count_not_indexed_under(&mut session.db, current)?;
-        if !another_pass(pending, pass, "keys rotate --index")? {
-            break;
-        }
-        progress.pending = u64::try_from(pending).unwrap_or(0);
-        let mut after = 0i64;
-        loop {
-            let rows = users::indexed_under_other_versions(&mut session.db, current, after, batch)?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            let mut work = Vec::with_capacity(rows.len());
-            for row in rows {
-                let ring = &session.keyring;
-                let text = |context: &str, bytes: &[u8]| open_text(ring, row.id, context, bytes);
-                let index = |context: &str, value: &str| {
-                    ring.blind_index_version(version, context, value)
-                        .map(|b| b.to_vec())
-                        .ok_or(AppError::Crypto(crate::Error::NoIndexKey))
-                };
-                let name_bidx = index(
-                    NAME_CONTEXT,
-                    &Zeroizing::new(text(NAME_CONTEXT, &row.name)?),
-                )?;
-                let email_bidx = match &row.email {
-                    Some(e) => Some(index(
-                        EMAIL_CONTEXT,
-                        &Zeroizing::new(text(EMAIL_CONTEXT, e)?),
-                    )?),
-                    None => None,
-                };
-                work.push(users::Reindex {
-                    id: row.id,
-                    name: row.name,
-                    email: row.email,
-                    name_bidx,
-                    email_bidx,
-                    bidx_version: current,
-                });
-            }
-            let swapped = users::reindex(&mut session.db, &work)?;
-            progress.rewritten += swapped as u64;
-            raced += (work.len() - swapped) as u64;
-            on_progress(&progress);
-        }
-    }
+    let version = session.keyring.index_version().unwrap_or(1);
+    let (rewritten, raced) = run_passes(&IndexPass { version }, session, batch_size, on_progress)?;
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_index_keys_except(
         c,
         &[version]
@@ -284,7 +211,7 @@ pub fn rotate_index(
     Ok(RotateReport {
         new_key,
         active: version,
-        rewritten: progress.rewritten,
+        rewritten,
         raced,
         retired,
         elapsed: started.elapsed(),
@@ -302,6 +229,186 @@ pub fn index_rotation_pending(session: &mut Session) -> Result<bool, AppError> {
     }
     let current = i64::from(session.keyring.index_version().unwrap_or(1));
     Ok(users::count_not_indexed_under(&mut session.db, current)? > 0)
+}
+
+/// One kind of rotation: which rows are still to do, how to read a page of
+/// them, how to rewrite one, and the compare-and-swap write of a page.
+trait Pass {
+    type Row;
+    type Write;
+    /// The command that finishes this rotation, for the error message.
+    const COMMAND: &'static str;
+    fn pending(&self, session: &mut Session) -> Result<i64, AppError>;
+    fn page(
+        &self,
+        session: &mut Session,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Self::Row>, AppError>;
+    fn id(row: &Self::Row) -> i64;
+    fn rewrite(&self, session: &Session, row: Self::Row) -> Result<Self::Write, AppError>;
+    /// Writes a page; returns how many rows were still as read.
+    fn swap(&self, session: &mut Session, rows: &[Self::Write]) -> Result<usize, AppError>;
+}
+
+/// Passes over the table, each walking the primary key in pages, until no
+/// row is left to do (at most 20 passes). Returns the rows rewritten and
+/// the rows a concurrent writer changed first.
+fn run_passes<P: Pass>(
+    pass: &P,
+    session: &mut Session,
+    batch_size: usize,
+    on_progress: &mut dyn FnMut(&RotateProgress),
+) -> Result<(u64, u64), AppError> {
+    let batch = i64::try_from(batch_size.max(1)).unwrap_or(1000);
+    let mut progress = RotateProgress::default();
+    let mut raced = 0u64;
+    for round in 0.. {
+        let pending = pass.pending(session)?;
+        if !another_pass(pending, round, P::COMMAND)? {
+            break;
+        }
+        progress.pending = u64::try_from(pending).unwrap_or(0);
+        let mut after = 0i64;
+        loop {
+            let rows = pass.page(session, after, batch)?;
+            let Some(last) = rows.last() else { break };
+            after = P::id(last);
+            let work = rows
+                .into_iter()
+                .map(|row| pass.rewrite(session, row))
+                .collect::<Result<Vec<_>, AppError>>()?;
+            let swapped = pass.swap(session, &work)?;
+            progress.rewritten += swapped as u64;
+            raced += (work.len() - swapped) as u64;
+            on_progress(&progress);
+        }
+    }
+    Ok((progress.rewritten, raced))
+}
+
+/// Re-encrypts rows under the active data key.
+struct DataPass {
+    active: i64,
+}
+
+impl Pass for DataPass {
+    type Row = users::SealedRow;
+    type Write = Reseal;
+    const COMMAND: &'static str = "keys rotate";
+
+    fn pending(&self, session: &mut Session) -> Result<i64, AppError> {
+        Ok(users::count_not_under(&mut session.db, self.active)?)
+    }
+
+    fn page(
+        &self,
+        session: &mut Session,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Self::Row>, AppError> {
+        Ok(users::sealed_under_other_keys(
+            &mut session.db,
+            self.active,
+            after,
+            limit,
+        )?)
+    }
+
+    fn id(row: &Self::Row) -> i64 {
+        row.id
+    }
+
+    fn rewrite(&self, session: &Session, row: Self::Row) -> Result<Reseal, AppError> {
+        let reseal = |context: &str, sealed: &[u8]| match session.keyring.reseal(context, sealed) {
+            Ok(new) => Ok(new.unwrap_or_else(|| sealed.to_vec())),
+            Err(crate::Error::Decrypt(source)) => Err(AppError::Decrypt { id: row.id, source }),
+            Err(other) => Err(AppError::from(other)),
+        };
+        let name = reseal(NAME_CONTEXT, &row.name)?;
+        let email = row
+            .email
+            .as_deref()
+            .map(|e| reseal(EMAIL_CONTEXT, e))
+            .transpose()?;
+        Ok(Reseal {
+            id: row.id,
+            old_name: row.name,
+            old_email: row.email,
+            name,
+            email,
+            key_id: self.active,
+        })
+    }
+
+    fn swap(&self, session: &mut Session, rows: &[Reseal]) -> Result<usize, AppError> {
+        Ok(users::reseal(&mut session.db, rows)?)
+    }
+}
+
+/// Recomputes blind indexes under the current index-key version.
+struct IndexPass {
+    version: u32,
+}
+
+impl Pass for IndexPass {
+    type Row = users::IndexedRow;
+    type Write = users::Reindex;
+    const COMMAND: &'static str = "keys rotate --index";
+
+    fn pending(&self, session: &mut Session) -> Result<i64, AppError> {
+        Ok(users::count_not_indexed_under(
+            &mut session.db,
+            i64::from(self.version),
+        )?)
+    }
+
+    fn page(
+        &self,
+        session: &mut Session,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Self::Row>, AppError> {
+        Ok(users::indexed_under_other_versions(
+            &mut session.db,
+            i64::from(self.version),
+            after,
+            limit,
+        )?)
+    }
+
+    fn id(row: &Self::Row) -> i64 {
+        row.id
+    }
+
+    fn rewrite(&self, session: &Session, row: Self::Row) -> Result<users::Reindex, AppError> {
+        let ring = &session.keyring;
+        // Opened values are wiped as soon as they are indexed.
+        let index = |context: &str, sealed: &[u8]| -> Result<Vec<u8>, AppError> {
+            let text = Zeroizing::new(open_text(ring, row.id, context, sealed)?);
+            ring.blind_index_version(self.version, context, &text)
+                .map(|b| b.to_vec())
+                .ok_or(AppError::Crypto(crate::Error::NoIndexKey))
+        };
+        let name_bidx = index(NAME_CONTEXT, &row.name)?;
+        let email_bidx = row
+            .email
+            .as_deref()
+            .map(|e| index(EMAIL_CONTEXT, e))
+            .transpose()?;
+        Ok(users::Reindex {
+            id: row.id,
+            name: row.name,
+            email: row.email,
+            name_bidx,
+            email_bidx,
+            bidx_version: i64::from(self.version),
+        })
+    }
+
+    fn swap(&self, session: &mut Session, rows: &[users::Reindex]) -> Result<usize, AppError> {
+        Ok(users::reindex(&mut session.db, rows)?)
+    }
 }
 
 /// Whether a rotation needs another pass over the table: yes while rows
@@ -324,45 +431,17 @@ fn another_pass(pending: i64, pass: u32, command: &str) -> Result<bool, AppError
     Ok(true)
 }
 
-fn reseal_row(session: &Session, row: users::SealedRow, active: i64) -> Result<Reseal, AppError> {
-    let ring = &session.keyring;
-    let open = |context: &str, bytes: &[u8]| {
-        ring.open(context, bytes)
-            .map_err(|source| AppError::Decrypt { id: row.id, source })
-    };
-    // Opened values are wiped as soon as they are sealed again.
-    let name = ring.seal(
-        NAME_CONTEXT,
-        &Zeroizing::new(open(NAME_CONTEXT, &row.name)?),
-    )?;
-    let email = match &row.email {
-        Some(e) => Some(ring.seal(EMAIL_CONTEXT, &Zeroizing::new(open(EMAIL_CONTEXT, e)?))?),
-        None => None,
-    };
-    Ok(Reseal {
-        id: row.id,
-        old_name: row.name,
-        old_email: row.email,
-        name,
-        email,
-        key_id: active,
-    })
-}
-
 /// Re-wraps the data and index keys under a new master key or passphrase,
-/// in one transaction, touching no row.
+/// in one transaction, touching no row. The session's master key is the
+/// old one.
 ///
 /// # Errors
-/// [`AppError::Crypto`] with [`crate::Error::WrongMasterKey`] when `old`
-/// is wrong; nothing changes then.
-pub fn change_master(
-    session: &mut Session,
-    old: &MasterSecret,
-    new: &MasterSecret,
-) -> Result<(), AppError> {
+/// [`AppError::Crypto`] with [`crate::Error::WrongMasterKey`] when the key
+/// store changed master meanwhile; nothing changes then.
+pub fn change_master(session: &mut Session, new: &MasterSecret) -> Result<(), AppError> {
     Ok(with_conn!(&mut session.db, |c| KeyStore::change_master(
         c,
-        old,
+        &session.master,
         new,
         KdfParams::default()
     ))?)

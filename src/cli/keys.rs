@@ -32,26 +32,22 @@ pub enum KeysCommand {
 }
 
 /// Runs a keys command.
-pub fn run(
-    session: &mut Session,
-    secret: &MasterSecret,
-    command: &KeysCommand,
-) -> anyhow::Result<ExitCode> {
+pub fn run(session: &mut Session, command: &KeysCommand) -> anyhow::Result<ExitCode> {
     match command {
         KeysCommand::Status => {
             print_status(session)?;
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Rotate { batch_size, index } => {
-            let code = rotate_keys(session, secret, *batch_size as usize)?;
+            let code = rotate_keys(session, *batch_size as usize)?;
             if *index {
-                rotate_index(session, secret, *batch_size as usize)?;
+                rotate_index(session, *batch_size as usize)?;
             }
             Ok(code)
         }
         KeysCommand::ChangePassphrase => {
             let new = new_secret()?;
-            rotate::change_master(session, secret, &new)?;
+            rotate::change_master(session, &new)?;
             eprintln!(
                 "The keys are re-wrapped under the new {}; the old one no longer opens this database. No row was touched.",
                 match new {
@@ -112,11 +108,7 @@ pub fn print_status(session: &mut Session) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rotate_keys(
-    session: &mut Session,
-    secret: &MasterSecret,
-    batch_size: usize,
-) -> anyhow::Result<ExitCode> {
+fn rotate_keys(session: &mut Session, batch_size: usize) -> anyhow::Result<ExitCode> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -134,7 +126,7 @@ fn rotate_keys(
             bar.set_position(p.rewritten.min(p.pending));
         }
     };
-    let report = rotate::rotate(session, secret, batch_size, &mut on_progress);
+    let report = rotate::rotate(session, batch_size, &mut on_progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -169,12 +161,8 @@ fn rotate_keys(
     Ok(ExitCode::SUCCESS)
 }
 
-fn rotate_index(
-    session: &mut Session,
-    secret: &MasterSecret,
-    batch_size: usize,
-) -> anyhow::Result<()> {
-    let report = rotate::rotate_index(session, secret, batch_size, &mut |_| {})?;
+fn rotate_index(session: &mut Session, batch_size: usize) -> anyhow::Result<()> {
+    let report = rotate::rotate_index(session, batch_size, &mut |_| {})?;
     let secs = report.elapsed.as_secs_f64();
     match report.new_key {
         Some(v) => eprintln!("New blind-index key version {v} is current."),

@@ -189,8 +189,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         None | Some(Command::Repl) => repl::run(&url),
         Some(Command::Keys { command }) => {
-            let (mut session, secret) = unlock::open_session_with_secret(&url)?;
-            keys::run(&mut session, &secret, &command)
+            let mut session = unlock::open_session(&url)?;
+            keys::run(&mut session, &command)
         }
         Some(command) => {
             let mut session = unlock::open_session(&url)?;

@@ -12,12 +12,6 @@ pub const MIN_PASSPHRASE_CHARS: usize = 8;
 
 /// Connects, migrates and unlocks (creating the keyring on first use).
 pub fn open_session(url: &DbUrl) -> anyhow::Result<Session> {
-    open_session_with_secret(url).map(|(session, _)| session)
-}
-
-/// [`open_session`], also returning the secret that unlocked it (for key
-/// management, which must unwrap and wrap keys again).
-pub fn open_session_with_secret(url: &DbUrl) -> anyhow::Result<(Session, MasterSecret)> {
     let mut db = keys::connect(url)?;
     let secret = match EnvSource.master_secret()? {
         Some(secret) => secret,
@@ -34,7 +28,7 @@ pub fn open_session_with_secret(url: &DbUrl) -> anyhow::Result<(Session, MasterS
              without it nothing stored here can be read."
         );
     }
-    Ok((session, secret))
+    Ok(session)
 }
 
 fn prompt_secret(keyring_exists: bool) -> anyhow::Result<MasterSecret> {
