@@ -10,11 +10,13 @@
 //! a fresh table:
 //!
 //! - (a) `fieldseal import` with encryption (the library's import path);
-//! - (b) the same path with encryption off, into a plaintext table with the
-//!   same indexes;
+//! - (b) the same path with encryption off: the same importer with a
+//!   sealer that stores the plaintext bytes and a keyless 128-bit SipHash
+//!   in place of each blind index, into the same `users` table (same
+//!   indexes) in a second database;
 //! - (c) `LOAD DATA LOCAL INFILE` of the plaintext CSV;
 //! - (d) export, decrypting every row;
-//! - (e) a plaintext read of the same rows, written as CSV the same way;
+//! - (e) a plaintext read of (b)'s rows, written as CSV the same way;
 //! - (f) `keys rotate`: re-encrypting every row under a new data key;
 //!
 //! and prints rows/s (the median of `--repeat` runs, default 3) with the
@@ -26,12 +28,14 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use fieldseal::app::import::{self, ImportOptions, RejectSink, Rejection};
-use fieldseal::app::{keys, records, rotate, Session};
-use fieldseal::store::schema::users_plain;
-use fieldseal::store::DbUrl;
-use fieldseal::{MasterSecret, SecretKey};
+use fieldseal::{MasterSecret, Sealed, SecretKey};
+use fieldseal_tool::app::import::{self, ImportOptions, RecordSealer, RejectSink, Rejection};
+use fieldseal_tool::app::{keys, records, rotate, AppError, RecordInput, Session};
+use fieldseal_tool::store::schema::users;
+use fieldseal_tool::store::users::NewUserRow;
+use fieldseal_tool::store::DbUrl;
 use rand::{Rng, SeedableRng};
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::time::Instant;
 
@@ -101,9 +105,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = server.trim_end_matches('/').to_owned();
     let name = format!("fieldseal_bench_{}", std::process::id());
     let mut admin = MysqlConnection::establish(&format!("{server}/mysql"))?;
-    admin.batch_execute(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))?;
-    let result = run(rows, &format!("{server}/{name}"));
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"))?;
+    admin.batch_execute(&format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4; \
+         CREATE DATABASE `{name}_plain` CHARACTER SET utf8mb4"
+    ))?;
+    let result = run(
+        rows,
+        &format!("{server}/{name}"),
+        &format!("{server}/{name}_plain"),
+    );
+    admin.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS `{name}`; DROP DATABASE IF EXISTS `{name}_plain`"
+    ))?;
     result
 }
 
@@ -116,7 +129,41 @@ fn rows_arg() -> u64 {
         .unwrap_or(1_000_000)
 }
 
-fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// (b)'s sealer: the importer's own path, with no encryption. The "
+/// ciphertext" is the plaintext, and each "blind index" a keyless SipHash
+/// of the normalized value (the plaintext twin of a unique index on the
+/// normalized email, in the same 16-byte column).
+struct PlainSealer;
+
+impl RecordSealer for PlainSealer {
+    fn seal(&self, input: &RecordInput) -> Result<NewUserRow, AppError> {
+        let digest = |value: &str| {
+            let normalized = fieldseal::normalize(value);
+            let mut out = Vec::with_capacity(16);
+            for seed in [0u8, 1] {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (seed, &normalized).hash(&mut h);
+                out.extend_from_slice(&h.finish().to_be_bytes());
+            }
+            out
+        };
+        Ok(NewUserRow {
+            name: Sealed::from_bytes(input.name.clone().into_bytes()),
+            name_bidx: digest(&input.name),
+            email: input
+                .email
+                .as_ref()
+                .map(|e| Sealed::from_bytes(e.clone().into_bytes())),
+            email_bidx: input.email.as_deref().map(digest),
+            age: input.age,
+            created_at: chrono::Utc::now().naive_utc(),
+            key_id: 0,
+            bidx_version: 0,
+        })
+    }
+}
+
+fn run(rows: u64, url: &str, plain_url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let csv_path = dir.path().join("users.csv");
     let started = Instant::now();
@@ -130,22 +177,25 @@ fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
 
     let db = keys::connect(&DbUrl::parse(Some(url))?)?;
     let (mut session, _) = keys::unlock(db, &MasterSecret::Key(SecretKey::generate()))?;
+    let plain_db = keys::connect(&DbUrl::parse(Some(plain_url))?)?;
+    let (mut plain, _) = keys::unlock(plain_db, &MasterSecret::Key(SecretKey::generate()))?;
+    // (c)'s target: the plaintext table LOAD DATA fills, with the same
+    // indexes as users (a unique email, an index on the name).
     with_mysql(&mut session, |c| {
         c.batch_execute(
-            "CREATE TABLE users_plain (
+            "CREATE TABLE users_loaded (
                id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
                name VARCHAR(255) NOT NULL, email VARCHAR(255) NULL,
                age INTEGER NOT NULL, created_at DATETIME NOT NULL,
-               UNIQUE KEY users_plain_email (email), KEY users_plain_name (name)
-             ) ENGINE = InnoDB;
-             CREATE TABLE users_loaded LIKE users_plain;",
+               UNIQUE KEY users_loaded_email (email), KEY users_loaded_name (name)
+             ) ENGINE = InnoDB;",
         )
     })?;
 
     // Sealing alone, one thread, no database: the ceiling encryption puts
     // on the import.
     let f = timed(|| {
-        let input = fieldseal::app::RecordInput::parse(
+        let input = fieldseal_tool::app::RecordInput::parse(
             "Zoë Müller 123456",
             Some("user123456@example.org"),
             "42",
@@ -165,16 +215,18 @@ fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
     for rep in 1..=reps {
         eprintln!("run {rep} of {reps}");
         truncate(&mut session, "users")?;
-        a_ins.push(timed(|| import_once(&mut session, &csv_path, true, false))?);
+        a_ins.push(timed(|| import_once(&mut session, &csv_path, None, false))?);
         truncate(&mut session, "users")?;
         truncate(&mut session, "fieldseal_imports")?;
         reset_peak_rss();
         rss_before = rss_kib("VmRSS");
-        a.push(timed(|| import_once(&mut session, &csv_path, true, true))?);
+        a.push(timed(|| import_once(&mut session, &csv_path, None, true))?);
         peak = peak.max(rss_kib("VmHWM"));
-        truncate(&mut session, "fieldseal_imports")?;
-        truncate(&mut session, "users_plain")?;
-        b.push(timed(|| import_once(&mut session, &csv_path, false, true))?);
+        truncate(&mut plain, "fieldseal_imports")?;
+        truncate(&mut plain, "users")?;
+        b.push(timed(|| {
+            import_once(&mut plain, &csv_path, Some(&PlainSealer), true)
+        })?);
         truncate(&mut session, "fieldseal_imports")?;
         truncate(&mut session, "users_loaded")?;
         c.push(timed(|| {
@@ -197,7 +249,7 @@ fn run(rows: u64, url: &str) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         })?);
         e.push(timed(|| {
-            let n = with_mysql(&mut session, plain_read)?;
+            let n = with_mysql(&mut plain, plain_read)?;
             assert_eq!(n, rows);
             Ok(())
         })?);
@@ -276,18 +328,23 @@ fn truncate(session: &mut Session, table: &str) -> QueryResult<()> {
     })
 }
 
+/// One import of `path`: through the session's keyring, or `sealer`.
 fn import_once(
     session: &mut Session,
     path: &std::path::Path,
-    encrypt: bool,
+    sealer: Option<&dyn RecordSealer>,
     bulk_load: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let options = ImportOptions {
-        encrypt,
         bulk_load,
         ..ImportOptions::default()
     };
-    let report = import::import(session, path, &options, &mut NoRejects, &mut |_| {})?;
+    let report = match sealer {
+        Some(sealer) => {
+            import::import_with(session, sealer, path, &options, &mut NoRejects, &mut |_| {})?
+        }
+        None => import::import(session, path, &options, &mut NoRejects, &mut |_| {})?,
+    };
     assert!(report.stopped_at.is_none());
     assert_eq!(report.read, report.inserted);
     Ok(())
@@ -306,8 +363,8 @@ fn with_mysql<T>(
     f: impl FnOnce(&mut MysqlConnection) -> QueryResult<T>,
 ) -> QueryResult<T> {
     match &mut session.db {
-        fieldseal::store::Db::Mysql(c) => f(c),
-        fieldseal::store::Db::Sqlite(_) => Err(diesel::result::Error::NotFound),
+        fieldseal_tool::store::Db::Mysql(c) => f(c),
+        fieldseal_tool::store::Db::Sqlite(_) => Err(diesel::result::Error::NotFound),
     }
 }
 
@@ -323,24 +380,29 @@ struct Count {
     n: i64,
 }
 
-/// (e): the plaintext twin of export: keyset pages of 5,000, as CSV.
+/// A row of (b): id, name, email, age, all in the clear.
+type PlainRow = (i64, Vec<u8>, Option<Vec<u8>>, i32);
+
+/// (e): the plaintext twin of export, over (b)'s rows: keyset pages of
+/// 5,000, checked as UTF-8 text, written as CSV.
 fn plain_read(c: &mut MysqlConnection) -> QueryResult<u64> {
     let mut writer = csv::Writer::from_writer(std::io::sink());
     let mut after = 0i64;
     let mut n = 0u64;
+    let text = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec())
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+    };
     loop {
-        let page: Vec<(i64, String, Option<String>, i32)> = users_plain::table
-            .filter(users_plain::id.gt(after))
-            .select((
-                users_plain::id,
-                users_plain::name,
-                users_plain::email,
-                users_plain::age,
-            ))
-            .order(users_plain::id)
+        let page: Vec<PlainRow> = users::table
+            .filter(users::id.gt(after))
+            .select((users::id, users::name, users::email, users::age))
+            .order(users::id)
             .limit(5_000)
             .load(c)?;
         for (id, name, email, age) in &page {
+            let name = text(name)?;
+            let email = email.as_deref().map(text).transpose()?;
             writer
                 .write_record([
                     name.as_str(),

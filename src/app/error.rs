@@ -1,7 +1,7 @@
 //! Errors of the services: one clear sentence each, naming the field or
 //! the record, never a plaintext.
 
-use crate::DecryptError;
+use fieldseal::DecryptError;
 
 /// What a service can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum AppError {
     },
     /// Keyring or crypto failure.
     #[error(transparent)]
-    Crypto(#[from] crate::Error),
+    Crypto(#[from] fieldseal::Error),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),

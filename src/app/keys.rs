@@ -3,7 +3,8 @@
 
 use super::{AppError, Session};
 use crate::store::{Db, DbUrl, StoreError};
-use crate::{with_conn, KdfParams, KeyStore, MasterSecret};
+use crate::with_conn;
+use fieldseal::{KdfParams, KeyStore, MasterSecret};
 use std::sync::Arc;
 
 /// Whether this database already has a keyring (so the caller knows to ask
@@ -15,12 +16,12 @@ pub fn has_keyring(db: &mut Db) -> Result<bool, AppError> {
     Ok(with_conn!(db, |conn| KeyStore::is_initialized(conn))?)
 }
 
-/// Unlocks the keyring with `secret`, creating it if the database has none,
-/// and installs it process-wide. Returns the session and whether the
-/// keyring was created now.
+/// Unlocks the keyring with `secret`, creating it if the database has none.
+/// Returns the session, which holds the keyring, and whether the keyring
+/// was created now.
 ///
 /// # Errors
-/// [`crate::Error::WrongMasterKey`] (as [`AppError::Crypto`]) when the
+/// [`fieldseal::Error::WrongMasterKey`] (as [`AppError::Crypto`]) when the
 /// secret does not match; nothing is written in that case.
 pub fn unlock(mut db: Db, secret: &MasterSecret) -> Result<(Session, bool), AppError> {
     let created = if has_keyring(&mut db)? {
@@ -39,7 +40,6 @@ pub fn unlock(mut db: Db, secret: &MasterSecret) -> Result<(Session, bool), AppE
         conn, secret
     ))?);
     let keyring = Arc::new(with_conn!(&mut db, |conn| KeyStore::unlock(conn, &master))?);
-    crate::install_keyring_arc(Arc::clone(&keyring));
     Ok((Session::new(db, keyring, master), created))
 }
 

@@ -13,23 +13,23 @@ pub use error::AppError;
 pub use record::{Record, RecordInput};
 
 use crate::store::Db;
-use crate::Keyring;
+use fieldseal::Keyring;
 use std::sync::Arc;
 
 /// An open database with its unlocked keyring: what every service needs.
 pub struct Session {
     /// The database.
     pub db: Db,
-    /// The unlocked keyring (also installed process-wide for the column types).
+    /// The unlocked keyring, passed explicitly to every seal and open.
     pub keyring: Arc<Keyring>,
     /// The master key that unlocked it, to load keys added later (a
     /// rotation in another process) without asking for the passphrase.
-    master: crate::MasterSecret,
+    master: fieldseal::MasterSecret,
 }
 
 impl Session {
     /// An open session. `master` must be the key that unlocked `keyring`.
-    pub fn new(db: Db, keyring: Arc<Keyring>, master: crate::MasterSecret) -> Self {
+    pub fn new(db: Db, keyring: Arc<Keyring>, master: fieldseal::MasterSecret) -> Self {
         Session {
             db,
             keyring,
@@ -43,17 +43,19 @@ impl Session {
     /// # Errors
     /// Database and key store errors.
     pub fn reload_keyring(&mut self) -> Result<bool, AppError> {
-        let fresh = crate::with_conn!(&mut self.db, |c| crate::KeyStore::unlock(c, &self.master))?;
+        let fresh = crate::with_conn!(&mut self.db, |c| fieldseal::KeyStore::unlock(
+            c,
+            &self.master
+        ))?;
         let changed = fresh.key_ids().ne(self.keyring.key_ids());
         if changed {
             self.keyring = Arc::new(fresh);
-            crate::install_keyring_arc(Arc::clone(&self.keyring));
         }
         Ok(changed)
     }
 
     /// The master key that unlocked this session.
-    pub fn master(&self) -> &crate::MasterSecret {
+    pub fn master(&self) -> &fieldseal::MasterSecret {
         &self.master
     }
 }

@@ -2,12 +2,9 @@
 
 use super::record::{parse_age, parse_email, parse_name};
 use super::{AppError, Record, RecordInput, Session};
-use crate::crypto::envelope::Header;
-use crate::store::users::{
-    self, ExportRow, NewUserRow, UserChanges, UserRow, EMAIL_CONTEXT, NAME_CONTEXT,
-};
-use crate::Keyring;
+use crate::store::users::{self, ExportRow, NewUserRow, UserChanges, UserEmail, UserName, UserRow};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use fieldseal::{Context, Keyring, Sealed};
 
 /// A record's sealed form, ready for the database.
 ///
@@ -28,19 +25,24 @@ pub fn seal(keyring: &Keyring, input: &RecordInput) -> Result<NewUserRow, AppErr
     })
 }
 
-type SealedFields = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+type SealedFields = (
+    Sealed<UserName>,
+    Vec<u8>,
+    Option<Sealed<UserEmail>>,
+    Option<Vec<u8>>,
+);
 
 fn seal_fields(
     keyring: &Keyring,
     name: &str,
     email: Option<&str>,
 ) -> Result<SealedFields, AppError> {
-    let sealed_name = keyring.seal(NAME_CONTEXT, name.as_bytes())?;
-    let name_bidx = keyring.blind_index(NAME_CONTEXT, name)?.to_vec();
+    let sealed_name = keyring.seal::<UserName, _>(name)?;
+    let name_bidx = keyring.blind_index::<UserName>(name)?.to_vec();
     let (sealed_email, email_bidx) = match email {
         Some(e) => (
-            Some(keyring.seal(EMAIL_CONTEXT, e.as_bytes())?),
-            Some(keyring.blind_index(EMAIL_CONTEXT, e)?.to_vec()),
+            Some(keyring.seal::<UserEmail, _>(e)?),
+            Some(keyring.blind_index::<UserEmail>(e)?.to_vec()),
         ),
         None => (None, None),
     };
@@ -54,11 +56,11 @@ fn seal_fields(
 pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
     Ok(Record {
         id: row.id,
-        name: open_text(keyring, row.id, NAME_CONTEXT, &row.name)?,
+        name: open_field(keyring, row.id, &row.name)?,
         email: row
             .email
-            .as_deref()
-            .map(|e| open_text(keyring, row.id, EMAIL_CONTEXT, e))
+            .as_ref()
+            .map(|e| open_field(keyring, row.id, e))
             .transpose()?,
         age: row.age,
         created_at: row.created_at,
@@ -69,11 +71,13 @@ pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
 /// [`open`], loading the key store again first if the row names a key this
 /// session does not hold yet (another process rotated meanwhile).
 fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
-    let unknown_key = [Some(&row.name), row.email.as_ref()]
-        .into_iter()
-        .flatten()
-        .filter_map(|sealed| Header::parse(sealed).ok())
-        .any(|header| !session.keyring.has_key(header.key_id));
+    let unknown_key = [
+        row.name.key_id(),
+        row.email.as_ref().and_then(Sealed::key_id),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|id| !session.keyring.has_key(id));
     if unknown_key {
         session.reload_keyring()?;
     }
@@ -85,7 +89,7 @@ fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
 /// # Errors
 /// Database or crypto errors.
 pub fn email_owner(session: &mut Session, email: &str) -> Result<Option<i64>, AppError> {
-    let bidx = session.keyring.blind_indexes(EMAIL_CONTEXT, email);
+    let bidx = session.keyring.blind_indexes::<UserEmail>(email);
     Ok(users::by_email_bidx(&mut session.db, &bidx)?
         .first()
         .map(|r| r.id))
@@ -147,7 +151,7 @@ pub fn list(
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, AppError> {
-    let bidx = session.keyring.blind_indexes(NAME_CONTEXT, name);
+    let bidx = session.keyring.blind_indexes::<UserName>(name);
     let rows = users::by_name_bidx(&mut session.db, &bidx)?;
     open_all(session, rows)
 }
@@ -157,7 +161,7 @@ pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, Ap
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, AppError> {
-    let bidx = session.keyring.blind_indexes(EMAIL_CONTEXT, email);
+    let bidx = session.keyring.blind_indexes::<UserEmail>(email);
     let rows = users::by_email_bidx(&mut session.db, &bidx)?;
     open_all(session, rows)
 }
@@ -276,14 +280,15 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
             let mut written = 0u64;
             for page in rx {
                 for row in page {
-                    let name = open_text(&keyring, row.id, NAME_CONTEXT, &row.name)?;
+                    let name = zeroize::Zeroizing::new(open_field(&keyring, row.id, &row.name)?);
                     let email = match &row.email {
-                        Some(e) => Some(open_text(&keyring, row.id, EMAIL_CONTEXT, e)?),
+                        Some(e) => Some(open_field(&keyring, row.id, e)?),
                         None => None,
-                    };
+                    }
+                    .map(zeroize::Zeroizing::new);
                     writer.write_record([
                         name.as_bytes(),
-                        email.as_deref().unwrap_or("").as_bytes(),
+                        email.as_ref().map_or("", |e| e.as_str()).as_bytes(),
                         row.age.to_string().as_bytes(),
                     ])?;
                     written += 1;
@@ -314,22 +319,16 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
     })
 }
 
-pub(crate) fn open_text(
+/// Opens one encrypted field of record `id` as text; a failure names the
+/// record and the column.
+pub(crate) fn open_field<C: Context>(
     keyring: &Keyring,
     id: i64,
-    context: &str,
-    sealed: &[u8],
+    sealed: &Sealed<C>,
 ) -> Result<String, AppError> {
-    let plain = keyring
-        .open(context, sealed)
-        .map_err(|source| AppError::Decrypt { id, source })?;
-    String::from_utf8(plain).map_err(|_| AppError::Decrypt {
-        id,
-        source: crate::DecryptError {
-            kind: crate::DecryptErrorKind::Malformed("plaintext is not valid UTF-8"),
-            context: context.to_owned(),
-        },
-    })
+    keyring
+        .open(sealed)
+        .map_err(|source| AppError::Decrypt { id, source })
 }
 
 /// Why an export stopped.

@@ -13,10 +13,11 @@
 //! Every row decrypts at every moment: old keys stay in the keyring, and
 //! the new key is stored before any row uses it.
 
-use super::records::open_text;
+use super::records::open_field;
 use super::{AppError, Session};
-use crate::store::users::{self, Reseal, EMAIL_CONTEXT, NAME_CONTEXT};
-use crate::{with_conn, KdfParams, KeyStore, MasterSecret};
+use crate::store::users::{self, Reseal};
+use crate::with_conn;
+use fieldseal::{Context, KdfParams, KeyStore, MasterSecret, Sealed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -60,7 +61,7 @@ pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
     let counts = users::count_by_key(&mut session.db)?;
     let mut data_keys: Vec<KeyLine> = keys
         .iter()
-        .filter(|k| k.purpose == crate::keystore::PURPOSE_DATA)
+        .filter(|k| k.purpose == fieldseal::PURPOSE_DATA)
         .map(|k| {
             let (rows, emails) = counts
                 .iter()
@@ -84,7 +85,7 @@ pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
         .sum();
     let index_version = keys
         .iter()
-        .filter(|k| k.purpose == crate::keystore::PURPOSE_INDEX)
+        .filter(|k| k.purpose == fieldseal::PURPOSE_INDEX)
         .map(|k| k.id)
         .max();
     Ok(KeyStatus {
@@ -147,7 +148,6 @@ pub fn rotate(
         new_key = Some(ring.active_key_id());
         session.keyring = Arc::new(ring);
     }
-    crate::install_keyring_arc(Arc::clone(&session.keyring));
     let pass = DataPass {
         active: i64::from(session.keyring.active_key_id()),
     };
@@ -201,7 +201,6 @@ pub fn rotate_index(
         new_key = ring.index_version();
         session.keyring = Arc::new(ring);
     }
-    crate::install_keyring_arc(Arc::clone(&session.keyring));
     let version = session.keyring.index_version().unwrap_or(1);
     let (rewritten, raced) = run_passes(&IndexPass { version }, session, batch_size, on_progress)?;
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_index_keys_except(
@@ -320,16 +319,11 @@ impl Pass for DataPass {
     }
 
     fn rewrite(&self, session: &Session, row: Self::Row) -> Result<Reseal, AppError> {
-        let reseal = |context: &str, sealed: &[u8]| match session.keyring.reseal(context, sealed) {
-            Ok(new) => Ok(new.unwrap_or_else(|| sealed.to_vec())),
-            Err(crate::Error::Decrypt(source)) => Err(AppError::Decrypt { id: row.id, source }),
-            Err(other) => Err(AppError::from(other)),
-        };
-        let name = reseal(NAME_CONTEXT, &row.name)?;
+        let name = reseal(session, row.id, &row.name)?;
         let email = row
             .email
-            .as_deref()
-            .map(|e| reseal(EMAIL_CONTEXT, e))
+            .as_ref()
+            .map(|e| reseal(session, row.id, e))
             .transpose()?;
         Ok(Reseal {
             id: row.id,
@@ -343,6 +337,19 @@ impl Pass for DataPass {
 
     fn swap(&self, session: &mut Session, rows: &[Reseal]) -> Result<usize, AppError> {
         Ok(users::reseal(&mut session.db, rows)?)
+    }
+}
+
+/// A value re-sealed under the active key (itself if it already is).
+fn reseal<C: Context>(
+    session: &Session,
+    id: i64,
+    sealed: &Sealed<C>,
+) -> Result<Sealed<C>, AppError> {
+    match session.keyring.reseal(sealed) {
+        Ok(new) => Ok(new.unwrap_or_else(|| sealed.clone())),
+        Err(fieldseal::Error::Decrypt(source)) => Err(AppError::Decrypt { id, source }),
+        Err(other) => Err(AppError::from(other)),
     }
 }
 
@@ -382,19 +389,11 @@ impl Pass for IndexPass {
     }
 
     fn rewrite(&self, session: &Session, row: Self::Row) -> Result<users::Reindex, AppError> {
-        let ring = &session.keyring;
-        // Opened values are wiped as soon as they are indexed.
-        let index = |context: &str, sealed: &[u8]| -> Result<Vec<u8>, AppError> {
-            let text = Zeroizing::new(open_text(ring, row.id, context, sealed)?);
-            ring.blind_index_version(self.version, context, &text)
-                .map(|b| b.to_vec())
-                .ok_or(AppError::Crypto(crate::Error::NoIndexKey))
-        };
-        let name_bidx = index(NAME_CONTEXT, &row.name)?;
+        let name_bidx = reindex(session, self.version, row.id, &row.name)?;
         let email_bidx = row
             .email
-            .as_deref()
-            .map(|e| index(EMAIL_CONTEXT, e))
+            .as_ref()
+            .map(|e| reindex(session, self.version, row.id, e))
             .transpose()?;
         Ok(users::Reindex {
             id: row.id,
@@ -409,6 +408,22 @@ impl Pass for IndexPass {
     fn swap(&self, session: &mut Session, rows: &[users::Reindex]) -> Result<usize, AppError> {
         Ok(users::reindex(&mut session.db, rows)?)
     }
+}
+
+/// The blind index of a stored value under index-key `version`. The opened
+/// value is wiped as soon as it is indexed.
+fn reindex<C: Context>(
+    session: &Session,
+    version: u32,
+    id: i64,
+    sealed: &Sealed<C>,
+) -> Result<Vec<u8>, AppError> {
+    let text = Zeroizing::new(open_field(&session.keyring, id, sealed)?);
+    session
+        .keyring
+        .blind_index_version::<C>(version, &text)
+        .map(|b| b.to_vec())
+        .ok_or(AppError::Crypto(fieldseal::Error::NoIndexKey))
 }
 
 /// Whether a rotation needs another pass over the table: yes while rows

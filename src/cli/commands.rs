@@ -1,10 +1,10 @@
-//! The subcommands, each a thin call into `fieldseal::app`.
+//! The subcommands, each a thin call into `fieldseal_tool::app`.
 
 use super::output::print_records;
 use super::{AddArgs, Command, DeleteArgs, ExportArgs, FindArgs, ListArgs, UpdateArgs};
 use anyhow::{bail, Context as _};
-use fieldseal::app::records::{self, Changes};
-use fieldseal::app::{RecordInput, Session};
+use fieldseal_tool::app::records::{self, Changes};
+use fieldseal_tool::app::{RecordInput, Session};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 

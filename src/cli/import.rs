@@ -1,11 +1,11 @@
-//! `fieldseal import`: the command-line face of `fieldseal::app::import`.
+//! `fieldseal import`: the command-line face of `fieldseal_tool::app::import`.
 
 use super::ImportArgs;
 use anyhow::Context as _;
-use fieldseal::app::import::{
+use fieldseal_tool::app::import::{
     self, CsvRejects, Field, ImportOptions, ImportReport, OnError, Progress, RejectSink, Rejection,
 };
-use fieldseal::app::Session;
+use fieldseal_tool::app::Session;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Command-line parsing and dispatch. No SQL and no crypto here: every
-//! command calls a service in `fieldseal::app`.
+//! command calls a service in `fieldseal_tool::app`.
 
 mod commands;
 pub mod import;
@@ -9,8 +9,8 @@ mod repl;
 mod unlock;
 
 use clap::{Args, Parser, Subcommand};
-use fieldseal::app::AppError;
-use fieldseal::store::DbUrl;
+use fieldseal_tool::app::AppError;
+use fieldseal_tool::store::DbUrl;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

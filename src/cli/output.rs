@@ -2,7 +2,7 @@
 
 use super::Format;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
-use fieldseal::app::Record;
+use fieldseal_tool::app::Record;
 use std::io::Write;
 
 /// Writes records to standard output in `format`.

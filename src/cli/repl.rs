@@ -12,10 +12,11 @@ use super::unlock;
 use anyhow::bail;
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, FuzzySelect, Input};
-use fieldseal::app::record::{parse_age, parse_email, parse_name};
-use fieldseal::app::records;
-use fieldseal::app::{AppError, RecordInput, Session};
-use fieldseal::store::DbUrl;
+use fieldseal_tool::app::import::ImportError;
+use fieldseal_tool::app::record::{parse_age, parse_email, parse_name};
+use fieldseal_tool::app::records;
+use fieldseal_tool::app::{AppError, RecordInput, Session};
+use fieldseal_tool::store::DbUrl;
 use rustyline::error::ReadlineError;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -327,7 +328,7 @@ fn list(session: &mut Session, theme: &ColorfulTheme) -> anyhow::Result<()> {
     }
 }
 
-fn show_found(found: Vec<fieldseal::app::Record>, what: &str) -> anyhow::Result<()> {
+fn show_found(found: Vec<fieldseal_tool::app::Record>, what: &str) -> anyhow::Result<()> {
     if found.is_empty() {
         println!("No record has that {what}.");
     } else {
@@ -415,7 +416,10 @@ fn import(
         map: Vec::new(),
     };
     match super::import::run(session, &args) {
-        Err(e) if e.to_string().contains("--resume") => {
+        Err(e)
+            if e.downcast_ref::<ImportError>()
+                .is_some_and(ImportError::is_resumable) =>
+        {
             eprintln!("{e}");
             let resume = Confirm::with_theme(theme)
                 .with_prompt("Continue after the last committed line?")

@@ -2,9 +2,9 @@
 //! for scripts, or a hidden passphrase prompt for people.
 
 use anyhow::{bail, Context as _};
-use fieldseal::app::{keys, Session};
-use fieldseal::store::DbUrl;
 use fieldseal::{EnvSource, MasterKeySource, MasterSecret, Passphrase};
+use fieldseal_tool::app::{keys, Session};
+use fieldseal_tool::store::DbUrl;
 use std::io::IsTerminal;
 
 /// Shortest passphrase accepted when creating a keyring.

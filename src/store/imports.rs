@@ -1,6 +1,6 @@
 //! Import progress (`fieldseal_imports`) and the batch writes it guards.
 
-use super::schema::{fieldseal_imports, users, users_plain};
+use super::schema::{fieldseal_imports, users};
 use super::users::NewUserRow;
 use super::Db;
 use crate::with_conn;
@@ -31,50 +31,8 @@ pub struct ImportRow {
     pub updated_at: NaiveDateTime,
 }
 
-/// A plaintext row for the benchmark's `users_plain` table.
-#[derive(Clone, Insertable)]
-#[diesel(table_name = users_plain, treat_none_as_default_value = false)]
-pub struct NewPlainRow {
-    /// Name, in the clear.
-    pub name: String,
-    /// Email, in the clear.
-    pub email: Option<String>,
-    /// Age.
-    pub age: i32,
-    /// Creation time.
-    pub created_at: NaiveDateTime,
-}
-
-impl std::fmt::Debug for NewPlainRow {
-    /// Redacted like every type that holds a name or an email.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NewPlainRow(<redacted>)")
-    }
-}
-
-/// Rows of one batch, for the encrypted table or the benchmark's plain one.
-#[derive(Debug, Clone)]
-pub enum BatchRows {
-    /// Sealed rows for `users`.
-    Sealed(Vec<NewUserRow>),
-    /// Plain rows for `users_plain`.
-    Plain(Vec<NewPlainRow>),
-}
-
-impl BatchRows {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        match self {
-            BatchRows::Sealed(r) => r.len(),
-            BatchRows::Plain(r) => r.len(),
-        }
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+/// Rows of one batch, sealed, for `users`.
+pub type BatchRows = Vec<NewUserRow>;
 
 /// The progress row of a file, if it was ever imported.
 ///
@@ -123,10 +81,12 @@ pub fn commit_batch(
     match result {
         Ok(()) => Ok(Committed::Yes),
         Err(TxError::Duplicate) => Ok(Committed::DuplicateEmail),
+        // The only unique key a batch can meet: ids are generated, so
+        // the primary key never collides.
         Err(TxError::Db(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
-            info,
-        ))) if info.message().contains("email") => Ok(Committed::DuplicateEmail),
+            _,
+        ))) => Ok(Committed::DuplicateEmail),
         Err(TxError::Db(e)) => Err(e),
     }
 }
@@ -175,23 +135,11 @@ trait WriteRows {
     fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError>;
 }
 
-/// The batch as one multi-row INSERT, on the connection type `$c` has.
-macro_rules! insert_rows {
-    ($c:expr, $rows:expr) => {
-        match $rows {
-            BatchRows::Sealed(rows) => {
-                diesel::insert_into(users::table).values(rows).execute($c)?
-            }
-            BatchRows::Plain(rows) => diesel::insert_into(users_plain::table)
-                .values(rows)
-                .execute($c)?,
-        }
-    };
-}
-
 impl WriteRows for diesel::SqliteConnection {
     fn write_rows(&mut self, rows: &BatchRows, _: &mut BulkLoader) -> Result<(), TxError> {
-        insert_rows!(self, rows);
+        diesel::insert_into(users::table)
+            .values(rows)
+            .execute(self)?;
         Ok(())
     }
 }
@@ -199,7 +147,9 @@ impl WriteRows for diesel::SqliteConnection {
 impl WriteRows for diesel::MysqlConnection {
     fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError> {
         if !loader.load(self, rows)? {
-            insert_rows!(self, rows);
+            diesel::insert_into(users::table)
+                .values(rows)
+                .execute(self)?;
         }
         Ok(())
     }
@@ -210,14 +160,16 @@ impl WriteRows for diesel::MysqlConnection {
 /// `\N` for NULL) and loaded with `LOAD DATA LOCAL INFILE`, inside the
 /// batch's transaction. LOCAL makes duplicate keys skip rows (with a
 /// warning) instead of failing, so any warning rolls the batch back as
-/// [`Committed::DuplicateEmail`]. When the server or client
-/// refuses LOCAL INFILE, the loader switches itself off and batches go in
-/// as multi-row INSERTs.
+/// [`Committed::DuplicateEmail`]. Before its first batch the loader
+/// probes LOCAL INFILE with an empty file, outside any transaction; when
+/// the server or the client refuses it, the loader switches itself off and
+/// batches go in as multi-row INSERTs.
 #[derive(Debug, Default)]
 pub struct BulkLoader {
     file: Option<tempfile::NamedTempFile>,
     buf: Vec<u8>,
     disabled: bool,
+    probed: bool,
     /// The last timestamp formatted, and its text: rows of a batch share
     /// their second, so this saves formatting each row's.
     stamp: Option<(NaiveDateTime, String)>,
@@ -242,6 +194,53 @@ impl BulkLoader {
         !self.disabled
     }
 
+    /// Decides, once and before the first batch's transaction, whether
+    /// LOAD DATA LOCAL INFILE works here: an empty file is loaded, which
+    /// writes nothing. Any failure means no (the server's `local_infile`
+    /// is off, or the client library refuses), and batches use INSERT.
+    pub fn probe(&mut self, db: &mut Db) {
+        if self.probed || self.disabled {
+            return;
+        }
+        self.probed = true;
+        let Db::Mysql(conn) = db else {
+            self.disabled = true;
+            return;
+        };
+        let works = self
+            .write_file(&[])
+            .ok()
+            .and_then(|path| {
+                use diesel::connection::SimpleConnection;
+                conn.batch_execute(&load_data_sql(&path)).ok()
+            })
+            .is_some();
+        self.disabled = !works;
+    }
+
+    /// Writes `bytes` to the loader's private temporary file, replacing
+    /// what was there; returns the path, escaped for a SQL string.
+    fn write_file(&mut self, bytes: &[u8]) -> std::io::Result<String> {
+        use std::io::{Seek, Write};
+        if self.file.is_none() {
+            self.file = Some(tempfile::NamedTempFile::new()?);
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(std::io::Error::other("no temporary file"));
+        };
+        let f = file.as_file_mut();
+        f.set_len(0)?;
+        f.rewind()?;
+        f.write_all(bytes)?;
+        f.flush()?;
+        Ok(file
+            .path()
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('\'', "\\'"))
+    }
+
     /// Loads the rows; `Ok(false)` when LOAD DATA is unavailable.
     fn load(
         &mut self,
@@ -249,62 +248,20 @@ impl BulkLoader {
         rows: &BatchRows,
     ) -> Result<bool, TxError> {
         use diesel::connection::SimpleConnection;
-        use std::io::{Seek, Write};
-        if self.disabled {
+        if self.disabled || !self.probed {
             return Ok(false);
         }
-        self.buf.clear();
-        let (table, charset, columns) = match rows {
-            BatchRows::Sealed(rows) => {
-                for r in rows {
-                    let stamp = stamp_text(&mut self.stamp, r.created_at);
-                    encode_sealed(&mut self.buf, r, &stamp);
-                }
-                (
-                    "users",
-                    "binary",
-                    "(name, name_bidx, email, email_bidx, age, created_at, key_id, bidx_version)",
-                )
-            }
-            BatchRows::Plain(rows) => {
-                for r in rows {
-                    let stamp = stamp_text(&mut self.stamp, r.created_at);
-                    encode_plain(&mut self.buf, r, &stamp);
-                }
-                ("users_plain", "utf8mb4", "(name, email, age, created_at)")
-            }
-        };
-        let io_err =
-            |e: std::io::Error| TxError::Db(diesel::result::Error::SerializationError(Box::new(e)));
-        if self.file.is_none() {
-            self.file = Some(tempfile::NamedTempFile::new().map_err(io_err)?);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        for r in rows {
+            let stamp = stamp_text(&mut self.stamp, r.created_at);
+            encode_row(&mut buf, r, &stamp);
         }
-        let Some(file) = self.file.as_mut() else {
-            return Ok(false);
-        };
-        let f = file.as_file_mut();
-        f.set_len(0).map_err(io_err)?;
-        f.rewind().map_err(io_err)?;
-        f.write_all(&self.buf).map_err(io_err)?;
-        f.flush().map_err(io_err)?;
-        let path = file
-            .path()
-            .display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('\'', "\\'");
-        let sql = format!(
-            "LOAD DATA LOCAL INFILE '{path}' INTO TABLE {table} CHARACTER SET {charset} \
-             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' {columns}"
-        );
-        if let Err(e) = conn.batch_execute(&sql) {
-            let message = e.to_string().to_lowercase();
-            if message.contains("not allowed") || message.contains("disabled") {
-                self.disabled = true;
-                return Ok(false);
-            }
-            return Err(e.into());
-        }
+        let written = self.write_file(&buf);
+        self.buf = buf;
+        let path = written
+            .map_err(|e| TxError::Db(diesel::result::Error::SerializationError(Box::new(e))))?;
+        conn.batch_execute(&load_data_sql(&path))?;
         // Diesel runs LOAD DATA as a plain statement, so no affected-row
         // count comes back; a skipped row always leaves a warning, and
         // validated rows leave none otherwise.
@@ -317,6 +274,15 @@ impl BulkLoader {
         }
         Ok(true)
     }
+}
+
+/// The LOAD DATA statement for a batch file at `path` (already escaped).
+fn load_data_sql(path: &str) -> String {
+    format!(
+        "LOAD DATA LOCAL INFILE '{path}' INTO TABLE users CHARACTER SET binary \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
+         (name, name_bidx, email, email_bidx, age, created_at, key_id, bidx_version)"
+    )
 }
 
 /// `created_at` as LOAD DATA reads it, reformatted only when the second
@@ -333,12 +299,12 @@ fn stamp_text(cache: &mut Option<(NaiveDateTime, String)>, at: NaiveDateTime) ->
     }
 }
 
-fn encode_sealed(buf: &mut Vec<u8>, r: &NewUserRow, stamp: &str) {
-    escape(buf, &r.name);
+fn encode_row(buf: &mut Vec<u8>, r: &NewUserRow, stamp: &str) {
+    escape(buf, r.name.as_bytes());
     buf.push(b'\t');
     escape(buf, &r.name_bidx);
     buf.push(b'\t');
-    escape_opt(buf, r.email.as_deref());
+    escape_opt(buf, r.email.as_ref().map(fieldseal::Sealed::as_bytes));
     buf.push(b'\t');
     escape_opt(buf, r.email_bidx.as_deref());
     buf.push(b'\t');
@@ -349,17 +315,6 @@ fn encode_sealed(buf: &mut Vec<u8>, r: &NewUserRow, stamp: &str) {
     buf.extend_from_slice(r.key_id.to_string().as_bytes());
     buf.push(b'\t');
     buf.extend_from_slice(r.bidx_version.to_string().as_bytes());
-    buf.push(b'\n');
-}
-
-fn encode_plain(buf: &mut Vec<u8>, r: &NewPlainRow, stamp: &str) {
-    escape(buf, r.name.as_bytes());
-    buf.push(b'\t');
-    escape_opt(buf, r.email.as_deref().map(str::as_bytes));
-    buf.push(b'\t');
-    buf.extend_from_slice(r.age.to_string().as_bytes());
-    buf.push(b'\t');
-    buf.extend_from_slice(stamp.as_bytes());
     buf.push(b'\n');
 }
 
@@ -398,20 +353,6 @@ pub fn existing_email_bidx(db: &mut Db, bidx: &[Vec<u8>]) -> QueryResult<Vec<(Ve
     with_conn!(db, |conn| users::table
         .filter(users::email_bidx.eq_any(bidx))
         .select((users::email_bidx.assume_not_null(), users::id))
-        .load(conn))
-}
-
-/// Which of these emails are already in `users_plain` (benchmark path).
-///
-/// # Errors
-/// Database errors.
-pub fn existing_plain_emails(db: &mut Db, emails: &[String]) -> QueryResult<Vec<(String, i64)>> {
-    if emails.is_empty() {
-        return Ok(Vec::new());
-    }
-    with_conn!(db, |conn| users_plain::table
-        .filter(users_plain::email.eq_any(emails))
-        .select((users_plain::email.assume_not_null(), users_plain::id))
         .load(conn))
 }
 

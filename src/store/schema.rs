@@ -31,18 +31,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// The benchmark's plaintext twin of `users`: same shape and indexes,
-    /// no encryption. Created by the benchmark, not by migrations.
-    users_plain (id) {
-        id -> BigInt,
-        name -> Text,
-        email -> Nullable<Text>,
-        age -> Integer,
-        created_at -> Timestamp,
-    }
-}
-
-diesel::table! {
     /// Per-connection scratch table of a rotation batch on MySQL (a
     /// TEMPORARY table, created by the rotation itself).
     fieldseal_reseal (id) {

@@ -1,29 +1,37 @@
 //! The `users` table: row types and the queries on it.
 //!
-//! Rows here hold ciphertext and blind indexes as bytes; sealing and
-//! opening happen in [`crate::app`], which owns the keyring.
+//! The encrypted columns are the library's [`Sealed`] column type, as in
+//! any application's schema: rows carry ciphertext, and sealing and opening
+//! happen in [`crate::app`], which holds the session's keyring. Loading a
+//! `Sealed` value never decrypts, so a row that does not open is reported
+//! with its id instead of failing the whole query.
 
 use super::schema::users;
 use super::Db;
 use crate::with_conn;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use fieldseal::Sealed;
 
-/// Context (AAD) of the encrypted `users.name` column.
-pub const NAME_CONTEXT: &str = "users.name";
-/// Context (AAD) of the encrypted `users.email` column.
-pub const EMAIL_CONTEXT: &str = "users.email";
+fieldseal::context!(
+    /// The encrypted `users.name` column: authenticated with every name.
+    pub UserName = "users.name"
+);
+fieldseal::context!(
+    /// The encrypted `users.email` column: authenticated with every email.
+    pub UserEmail = "users.email"
+);
 
 /// A row to insert, already sealed.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = users, treat_none_as_default_value = false)]
 pub struct NewUserRow {
     /// Ciphertext of the name.
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// Blind index of the name.
     pub name_bidx: Vec<u8>,
     /// Ciphertext of the email, or NULL.
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
     /// Blind index of the email, or NULL.
     pub email_bidx: Option<Vec<u8>>,
     /// Plain age.
@@ -43,9 +51,9 @@ pub struct UserRow {
     /// Primary key.
     pub id: i64,
     /// Ciphertext of the name.
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// Ciphertext of the email, or NULL.
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
     /// Plain age.
     pub age: i32,
     /// Creation time (UTC).
@@ -60,9 +68,9 @@ pub struct ExportRow {
     /// Primary key.
     pub id: i64,
     /// Ciphertext of the name.
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// Ciphertext of the email, or NULL.
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
     /// Plain age.
     pub age: i32,
 }
@@ -72,11 +80,11 @@ pub struct ExportRow {
 #[diesel(table_name = users, treat_none_as_null = true)]
 pub struct UserChanges {
     /// Ciphertext of the name.
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// Blind index of the name.
     pub name_bidx: Vec<u8>,
     /// Ciphertext of the email, or NULL.
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
     /// Blind index of the email, or NULL.
     pub email_bidx: Option<Vec<u8>>,
     /// Plain age.
@@ -209,9 +217,9 @@ pub struct SealedRow {
     /// Primary key.
     pub id: i64,
     /// Ciphertext of the name.
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// Ciphertext of the email, or NULL.
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
     /// Data key that sealed the row.
     pub key_id: i64,
 }
@@ -222,13 +230,13 @@ pub struct Reseal {
     /// The row.
     pub id: i64,
     /// The name ciphertext that was read (the swap's condition).
-    pub old_name: Vec<u8>,
+    pub old_name: Sealed<UserName>,
     /// The email ciphertext that was read (the swap's condition).
-    pub old_email: Option<Vec<u8>>,
+    pub old_email: Option<Sealed<UserEmail>>,
     /// The new name ciphertext.
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// The new email ciphertext.
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
     /// The key that sealed the new ciphertexts.
     pub key_id: i64,
 }
@@ -321,10 +329,10 @@ fn reseal_mysql(conn: &mut diesel::MysqlConnection, rows: &[Reseal]) -> QueryRes
         .iter()
         .map(|r| ScratchRow {
             id: r.id,
-            old_name: &r.old_name,
-            old_email: r.old_email.as_deref(),
-            name: &r.name,
-            email: r.email.as_deref(),
+            old_name: r.old_name.as_bytes(),
+            old_email: r.old_email.as_ref().map(Sealed::as_bytes),
+            name: r.name.as_bytes(),
+            email: r.email.as_ref().map(Sealed::as_bytes),
             key_id: r.key_id,
         })
         .collect();
@@ -373,9 +381,9 @@ pub struct IndexedRow {
     /// Primary key.
     pub id: i64,
     /// Ciphertext of the name.
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// Ciphertext of the email, or NULL.
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
 }
 
 /// A compare-and-swap recomputation of one row's blind indexes.
@@ -384,9 +392,9 @@ pub struct Reindex {
     /// The row.
     pub id: i64,
     /// The name ciphertext that was read (the swap's condition).
-    pub name: Vec<u8>,
+    pub name: Sealed<UserName>,
     /// The email ciphertext that was read (the swap's condition).
-    pub email: Option<Vec<u8>>,
+    pub email: Option<Sealed<UserEmail>>,
     /// The new name index.
     pub name_bidx: Vec<u8>,
     /// The new email index.

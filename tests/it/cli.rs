@@ -2,7 +2,7 @@
 //! each test gets a fresh database and runs the real executable.
 
 use crate::support::TestDb;
-use fieldseal::store::{users, Db, DbUrl};
+use fieldseal_tool::store::{users, Db, DbUrl};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -76,7 +76,10 @@ impl Tool {
         users::list(&mut db, false, None, 0)
             .unwrap()
             .into_iter()
-            .map(|r| (r.id, r.name, r.email, r.age, r.key_id))
+            .map(|r| {
+                let email = r.email.map(fieldseal::Sealed::into_bytes);
+                (r.id, r.name.into_bytes(), email, r.age, r.key_id)
+            })
             .collect()
     }
 }
@@ -407,11 +410,12 @@ tool_tests!(list_reports_a_row_that_does_not_decrypt, |tool| {
     // (same column), so instead corrupt one byte of row 1's name.
     let url = DbUrl::parse(Some(&tool.db.url)).unwrap();
     let mut db = Db::connect(&url).unwrap();
-    let mut row = users::get(&mut db, 1).unwrap().unwrap();
-    let last = row.name.len() - 1;
-    row.name[last] ^= 0x01;
+    let row = users::get(&mut db, 1).unwrap().unwrap();
+    let mut name = row.name.into_bytes();
+    let last = name.len() - 1;
+    name[last] ^= 0x01;
     let changes = users::UserChanges {
-        name: row.name,
+        name: fieldseal::Sealed::from_bytes(name),
         name_bidx: vec![0; 16],
         email: None,
         email_bidx: None,

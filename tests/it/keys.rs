@@ -2,12 +2,11 @@
 //! kill -9 at random points and resume, passphrase change, status counts.
 
 use crate::cli::{stderr, tool_tests, Tool, PASS};
-use fieldseal::app::records::{self, Changes};
-use fieldseal::app::rotate;
-use fieldseal::app::{keys, Session};
-use fieldseal::crypto::envelope::Header;
-use fieldseal::store::{users, Db, DbUrl};
 use fieldseal::{MasterSecret, Passphrase};
+use fieldseal_tool::app::records::{self, Changes};
+use fieldseal_tool::app::rotate;
+use fieldseal_tool::app::{keys, Session};
+use fieldseal_tool::store::{users, Db, DbUrl};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -41,19 +40,9 @@ fn assert_all_under(tool: &Tool, key: u32) -> usize {
     let rows = users::list(&mut s.db, false, None, 0).unwrap();
     for row in &rows {
         assert_eq!(row.key_id, i64::from(key), "row {} key_id", row.id);
-        assert_eq!(
-            Header::parse(&row.name).unwrap().key_id,
-            key,
-            "row {} name",
-            row.id
-        );
+        assert_eq!(row.name.key_id(), Some(key), "row {} name", row.id);
         if let Some(email) = &row.email {
-            assert_eq!(
-                Header::parse(email).unwrap().key_id,
-                key,
-                "row {} email",
-                row.id
-            );
+            assert_eq!(email.key_id(), Some(key), "row {} email", row.id);
         }
         records::open(&s.keyring, row.clone()).expect("every row decrypts");
     }

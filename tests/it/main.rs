@@ -1,13 +1,12 @@
-//! Integration tests against real SQLite, MariaDB/MySQL and PostgreSQL.
+//! Integration tests of the `fieldseal` tool against real SQLite and
+//! MariaDB/MySQL: the binary, the prompt, import and key lifecycle.
 
-mod support;
-
-mod canary;
 mod cli;
-mod columns;
-mod golden;
 mod import;
 mod keys;
-mod keystore;
-mod props;
 mod repl;
+
+/// The databases come from the shared harness.
+mod support {
+    pub use fieldseal_testdb::TestDb;
+}

@@ -2,10 +2,10 @@
 //! SQLite and MariaDB: what the screen shows and what the database holds.
 
 use crate::support::TestDb;
-use fieldseal::app::records;
-use fieldseal::app::{keys, Session};
-use fieldseal::store::DbUrl;
 use fieldseal::{MasterSecret, Passphrase};
+use fieldseal_tool::app::records;
+use fieldseal_tool::app::{keys, Session};
+use fieldseal_tool::store::DbUrl;
 use rexpect::session::{spawn_command, PtySession};
 use std::process::Command;
 

@@ -2,11 +2,12 @@
 //! a `mysqldump` of the database nor the raw SQLite file contains any of
 //! them, in any encoding we could think of.
 
-use crate::support::{install_test_keyring, TestDb};
+mod support;
 use base64::Engine as _;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use fieldseal::Encrypted;
+use support::{install_test_keyring, TestDb};
 
 diesel::table! {
     people (id) {

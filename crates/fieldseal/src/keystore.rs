@@ -1,7 +1,8 @@
 //! Envelope mode: data and blind-index keys stored wrapped in the database.
 //!
-//! Two tables, created by [`KeyStore::install_schema`] (or by the
-//! application's migrations, which hold the same DDL):
+//! Two tables, created by [`KeyStore::install_schema`], or by a
+//! migration of your own holding the same DDL ([`schema_sql`], or the
+//! files in the library's `sql/` directory):
 //!
 //! - `fieldseal_keyring`: one row with the Argon2id salt and parameters and
 //!   the key check value of the master key;
@@ -14,8 +15,7 @@
 use crate::crypto::key::SecretKey;
 use crate::crypto::keyring::Keyring;
 use crate::crypto::master::{self, KdfParams, MasterSecret};
-use crate::error::{Error, Result};
-use diesel::connection::SimpleConnection;
+use crate::error::{Error, KeyStoreError, Result};
 use diesel::prelude::*;
 
 /// Purpose of a stored key: seals field values.
@@ -73,6 +73,7 @@ use schema::{fieldseal_keyring, fieldseal_keys};
 /// The single `fieldseal_keyring` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = fieldseal_keyring)]
+#[doc(hidden)]
 pub struct KeyringRow {
     /// Always 1.
     pub id: i32,
@@ -93,6 +94,7 @@ pub struct KeyringRow {
 /// One wrapped key.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = fieldseal_keys)]
+#[doc(hidden)]
 pub struct KeyRow {
     /// [`PURPOSE_DATA`] or [`PURPOSE_INDEX`].
     pub purpose: String,
@@ -106,40 +108,53 @@ pub struct KeyRow {
     pub created_at: i64,
 }
 
-/// A Diesel connection the key store can use: MySQL, SQLite or PostgreSQL.
-pub trait KeyStoreConnection: Connection {
-    /// Creates the key store tables if they do not exist.
-    fn install_keystore_schema(&mut self) -> QueryResult<()>;
-    /// The keyring row, if the store is initialized.
-    fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>>;
-    /// Every stored key.
-    fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>>;
-    /// Inserts the keyring row.
-    fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
-    /// Inserts a wrapped key.
-    fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
-    /// Replaces the keyring row (new salt, parameters, key check value).
-    fn update_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
-    /// Replaces a key's wrapped bytes and state.
-    fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
-    /// Takes the key store's write lock for the rest of the transaction (a
-    /// no-op update of the keyring row), so a rotation and a passphrase
-    /// change cannot interleave: each checks the master key after taking it.
-    fn lock_keyring(&mut self) -> QueryResult<()>;
-    /// A transaction that reads, then writes. On SQLite it takes the write
-    /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has
-    /// read cannot wait for the lock and would fail with "database is
-    /// locked" under a concurrent writer.
-    fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&mut Self) -> Result<T, E>,
-        E: From<diesel::result::Error>;
+/// A Diesel connection the key store can use: `MysqlConnection`,
+/// `SqliteConnection` or `PgConnection`, with the matching feature.
+/// Implemented by this crate only.
+pub trait KeyStoreConnection: Connection + sealed::Tables {}
+
+mod sealed {
+    use super::{KeyRow, KeyringRow};
+    use diesel::QueryResult;
+
+    /// The key store's queries on one backend (not public API).
+    pub trait Tables {
+        /// Creates the key store tables if they do not exist.
+        fn install_keystore_schema(&mut self) -> QueryResult<()>;
+        /// The keyring row, if the store is initialized.
+        fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>>;
+        /// Every stored key.
+        fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>>;
+        /// Inserts the keyring row.
+        fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
+        /// Inserts a wrapped key.
+        fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+        /// Replaces the keyring row (new salt, parameters, key check value).
+        fn update_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
+        /// Replaces a key's wrapped bytes and state.
+        fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+        /// Takes the key store's write lock for the rest of the transaction (a
+        /// no-op update of the keyring row), so a rotation and a passphrase
+        /// change cannot interleave: each checks the master key after taking it.
+        fn lock_keyring(&mut self) -> QueryResult<()>;
+        /// A transaction that reads, then writes. On SQLite it takes the write
+        /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has
+        /// read cannot wait for the lock and would fail with "database is
+        /// locked" under a concurrent writer.
+        fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+        where
+            F: FnOnce(&mut Self) -> Result<T, E>,
+            E: From<diesel::result::Error>;
+    }
 }
 
 macro_rules! impl_keystore_connection {
     ($feature:literal, $conn:ty, $ddl:literal, $begin:ident) => {
         #[cfg(feature = $feature)]
-        impl KeyStoreConnection for $conn {
+        impl KeyStoreConnection for $conn {}
+
+        #[cfg(feature = $feature)]
+        impl sealed::Tables for $conn {
             fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
             where
                 F: FnOnce(&mut Self) -> Result<T, E>,
@@ -148,7 +163,7 @@ macro_rules! impl_keystore_connection {
                 self.$begin(f)
             }
             fn install_keystore_schema(&mut self) -> QueryResult<()> {
-                self.batch_execute(include_str!($ddl))
+                diesel::connection::SimpleConnection::batch_execute(self, include_str!($ddl))
             }
             fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>> {
                 fieldseal_keyring::table
@@ -209,21 +224,44 @@ macro_rules! impl_keystore_connection {
 impl_keystore_connection!(
     "mysql",
     diesel::MysqlConnection,
-    "../migrations/mysql/2026-11-23-000001_keyring/up.sql",
+    "../sql/mysql.sql",
     transaction
 );
 impl_keystore_connection!(
     "sqlite",
     diesel::SqliteConnection,
-    "../migrations/sqlite/2026-11-23-000001_keyring/up.sql",
+    "../sql/sqlite.sql",
     immediate_transaction
 );
 impl_keystore_connection!(
     "postgres",
     diesel::PgConnection,
-    "../migrations/postgres/2026-11-23-000001_keyring/up.sql",
+    "../sql/postgres.sql",
     transaction
 );
+
+/// A backend the key store's DDL is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SqlDialect {
+    /// MySQL and MariaDB.
+    Mysql,
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The DDL that creates the key store's two tables on `dialect` (what
+/// [`KeyStore::install_schema`] runs), for a migration of your own.
+/// Idempotent: every statement is `CREATE TABLE IF NOT EXISTS`.
+pub fn schema_sql(dialect: SqlDialect) -> &'static str {
+    match dialect {
+        SqlDialect::Mysql => include_str!("../sql/mysql.sql"),
+        SqlDialect::Sqlite => include_str!("../sql/sqlite.sql"),
+        SqlDialect::Postgres => include_str!("../sql/postgres.sql"),
+    }
+}
 
 /// Creates and unlocks the key store.
 #[derive(Debug, Clone, Copy)]
@@ -263,7 +301,8 @@ impl KeyStore {
         let data_key = SecretKey::generate();
         let index_key = SecretKey::generate();
         let as_i32 = |v: u32| {
-            i32::try_from(v).map_err(|_| Error::KeyStore("KDF parameter too large".into()))
+            i32::try_from(v)
+                .map_err(|_| KeyStoreError::KdfParams("a parameter is too large".into()))
         };
         let keyring_row = KeyringRow {
             id: 1,
@@ -284,9 +323,7 @@ impl KeyStore {
             });
         conn.write_transaction(|conn| {
             if conn.load_keyring_row()?.is_some() {
-                return Err(Error::KeyStore(
-                    "this database already has a keyring".into(),
-                ));
+                return Err(KeyStoreError::AlreadyInitialized.into());
             }
             conn.insert_keyring_row(&keyring_row)?;
             rows.iter().try_for_each(|row| conn.insert_key_row(row))?;
@@ -296,7 +333,7 @@ impl KeyStore {
             Error::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
-            )) => Error::KeyStore("this database already has a keyring".into()),
+            )) => KeyStoreError::AlreadyInitialized.into(),
             other => other,
         })?;
         Keyring::new([(1, data_key)], [(1, index_key)])
@@ -311,7 +348,7 @@ impl KeyStore {
     pub fn unlock<C: KeyStoreConnection>(conn: &mut C, secret: &MasterSecret) -> Result<Keyring> {
         let row = conn
             .load_keyring_row()?
-            .ok_or_else(|| Error::KeyStore("this database has no keyring yet".into()))?;
+            .ok_or(KeyStoreError::NotInitialized)?;
         let master_key = secret.derive(&row.kdf_salt, stored_params(&row)?)?;
         if !master::verify_key_check(&master_key, &row.key_check) {
             return Err(Error::WrongMasterKey);
@@ -319,8 +356,7 @@ impl KeyStore {
         let mut data = Vec::new();
         let mut index = Vec::new();
         for key in conn.load_key_rows()? {
-            let id = u32::try_from(key.id)
-                .map_err(|_| Error::KeyStore(format!("key id {} is out of range", key.id)))?;
+            let id = key_id(key.id)?;
             match key.purpose.as_str() {
                 PURPOSE_DATA => data.push((
                     id,
@@ -330,13 +366,10 @@ impl KeyStore {
                     id,
                     master::unwrap_key(&master_key, PURPOSE_INDEX, id, &key.wrapped)?,
                 )),
-                other => {
-                    return Err(Error::KeyStore(format!("unknown key purpose {other:?}")));
-                }
+                other => return Err(KeyStoreError::UnknownPurpose(other.to_owned()).into()),
             }
         }
-        Keyring::new(data, index)
-            .map_err(|_| Error::KeyStore("the key table holds no data key".into()))
+        Keyring::new(data, index).map_err(|_| KeyStoreError::NoDataKey.into())
     }
 
     /// Unlocks the keyring, creating it first if the database has none.
@@ -355,7 +388,9 @@ impl KeyStore {
         match Self::create(conn, secret, params) {
             Ok(keyring) => Ok((keyring, true)),
             // Another process created it between our check and our insert.
-            Err(Error::KeyStore(_)) if Self::is_initialized(conn)? => {
+            Err(Error::KeyStore(KeyStoreError::AlreadyInitialized))
+                if Self::is_initialized(conn)? =>
+            {
                 Self::unlock(conn, secret).map(|k| (k, false))
             }
             Err(e) => Err(e),
@@ -523,7 +558,8 @@ impl KeyStore {
         let salt = master::new_salt();
         let new_key = new.derive(&salt, params)?;
         let as_i32 = |v: u32| {
-            i32::try_from(v).map_err(|_| Error::KeyStore("KDF parameter too large".into()))
+            i32::try_from(v)
+                .map_err(|_| KeyStoreError::KdfParams("a parameter is too large".into()))
         };
         conn.write_transaction(|conn| {
             // Under the lock, so a concurrent rotation's new key is either
@@ -540,7 +576,7 @@ impl KeyStore {
                 let purpose = match row.purpose.as_str() {
                     PURPOSE_DATA => PURPOSE_DATA,
                     PURPOSE_INDEX => PURPOSE_INDEX,
-                    other => return Err(Error::KeyStore(format!("unknown key purpose {other:?}"))),
+                    other => return Err(KeyStoreError::UnknownPurpose(other.to_owned()).into()),
                 };
                 let key = master::unwrap_key(&old_key, purpose, id, &row.wrapped)?;
                 row.wrapped = master::wrap_key(&new_key, purpose, id, &key);
@@ -560,7 +596,7 @@ fn master_key<C: KeyStoreConnection>(
 ) -> Result<(KeyringRow, SecretKey)> {
     let row = conn
         .load_keyring_row()?
-        .ok_or_else(|| Error::KeyStore("this database has no keyring yet".into()))?;
+        .ok_or(KeyStoreError::NotInitialized)?;
     let key = secret.derive(&row.kdf_salt, stored_params(&row)?)?;
     if !master::verify_key_check(&key, &row.key_check) {
         return Err(Error::WrongMasterKey);
@@ -569,12 +605,14 @@ fn master_key<C: KeyStoreConnection>(
 }
 
 fn key_id(id: i64) -> Result<u32> {
-    u32::try_from(id).map_err(|_| Error::KeyStore(format!("key id {id} is out of range")))
+    u32::try_from(id).map_err(|_| KeyStoreError::KeyIdOutOfRange(id).into())
 }
 
 fn stored_params(row: &KeyringRow) -> Result<KdfParams> {
-    let as_u32 =
-        |v: i32| u32::try_from(v).map_err(|_| Error::KeyStore("negative KDF parameter".into()));
+    let as_u32 = |v: i32| {
+        u32::try_from(v)
+            .map_err(|_| KeyStoreError::KdfParams("a stored parameter is negative".into()))
+    };
     Ok(KdfParams {
         m_cost_kib: as_u32(row.kdf_m_cost)?,
         t_cost: as_u32(row.kdf_t_cost)?,
@@ -582,7 +620,7 @@ fn stored_params(row: &KeyringRow) -> Result<KdfParams> {
     })
 }
 
-pub(crate) fn unix_now() -> i64 {
+fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -1,10 +1,11 @@
 //! `Encrypted<T, C>` through Diesel on every backend: round trips, NULL,
 //! tampering, values moved between columns, unknown and wrong keys.
 
-use crate::support::{backend_tests, install_test_keyring, TestDb};
+mod support;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use fieldseal::{decrypt_error, DecryptErrorKind, Encrypted, Keyring, SecretKey};
+use support::{backend_tests, install_test_keyring, TestDb};
 
 diesel::table! {
     secrets (id) {
@@ -241,7 +242,7 @@ backend_tests!(unknown_and_wrong_keys_are_named, |db, conn| {
         .unwrap();
 
     let stranger = Keyring::new([(99, SecretKey::generate())], []).unwrap();
-    let sealed = stranger.seal("secrets.body", b"from elsewhere").unwrap();
+    let sealed = stranger.seal::<Body, _>("from elsewhere").unwrap();
     diesel::update(secrets::table.find(1))
         .set(secrets::body.eq(&sealed))
         .execute(conn)
@@ -257,7 +258,7 @@ backend_tests!(unknown_and_wrong_keys_are_named, |db, conn| {
 
     // Same key id as the installed active key, different key bytes.
     let impostor = Keyring::new([(2, SecretKey::generate())], []).unwrap();
-    let sealed = impostor.seal("secrets.body", b"forged").unwrap();
+    let sealed = impostor.seal::<Body, _>("forged").unwrap();
     diesel::update(secrets::table.find(1))
         .set(secrets::body.eq(&sealed))
         .execute(conn)

@@ -16,8 +16,12 @@ pub enum Error {
     /// A stored value could not be decrypted.
     #[error(transparent)]
     Decrypt(#[from] DecryptError),
-    /// No keyring was installed before an encrypted column was used.
-    #[error("no keyring is installed: call fieldseal::install_keyring before reading or writing encrypted columns")]
+    /// An [`Encrypted`](crate::Encrypted) value was written with no keyring
+    /// in scope and none installed.
+    #[error(
+        "no keyring is in scope: wrap the query in fieldseal::with_keyring, \
+         or call fieldseal::install_keyring first"
+    )]
     NoKeyring,
     /// The keyring has no blind-index key, so equality search is unavailable.
     #[error("the keyring has no blind-index key (set FIELDSEAL_INDEX_KEY or use a key store)")]
@@ -47,9 +51,9 @@ pub enum Error {
         /// The key id.
         id: u32,
     },
-    /// The key store tables hold something this version cannot use.
-    #[error("key store: {0}")]
-    KeyStore(String),
+    /// The key store cannot be used as it is (see [`KeyStoreError`]).
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
     /// A value was too large to encrypt with AES-GCM (over 64 GiB).
     #[error("value too large to encrypt")]
     TooLarge,
@@ -65,6 +69,32 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// What is wrong with the key store, other than a wrong master key or an
+/// altered wrapped key (which have their own [`Error`] variants).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreError {
+    /// The database has no keyring yet: create one first.
+    #[error("this database has no keyring yet")]
+    NotInitialized,
+    /// [`KeyStore::create`](crate::KeyStore::create) on a database that has
+    /// a keyring already.
+    #[error("this database already has a keyring")]
+    AlreadyInitialized,
+    /// The key table holds no data key at all.
+    #[error("the key table holds no data key")]
+    NoDataKey,
+    /// A key row names a purpose other than `data` and `index`.
+    #[error("the key table holds a key of unknown purpose {0:?}")]
+    UnknownPurpose(String),
+    /// A key row's id does not fit a 32-bit key id.
+    #[error("the key table holds key id {0}, which is out of range")]
+    KeyIdOutOfRange(i64),
+    /// The Argon2id parameters are unusable (stored or requested).
+    #[error("unusable Argon2id parameters: {0}")]
+    KdfParams(String),
 }
 
 /// Why a ciphertext could not be opened.
@@ -84,6 +114,9 @@ pub enum DecryptErrorKind {
     /// The bytes are not a fieldseal ciphertext (too short, unknown version,
     /// or the plaintext does not decode as the column's type).
     Malformed(&'static str),
+    /// No keyring was in scope and none was installed, so nothing could
+    /// be opened: see [`with_keyring`](crate::with_keyring).
+    NoKeyring,
 }
 
 /// A decryption failure, naming the column (its context) it happened in.
@@ -116,6 +149,10 @@ impl fmt::Display for DecryptError {
                 write!(f, "unknown key id {id} (the keyring does not hold it)")
             }
             DecryptErrorKind::Malformed(why) => write!(f, "malformed ciphertext ({why})"),
+            DecryptErrorKind::NoKeyring => f.write_str(
+                "no keyring is in scope (wrap the query in fieldseal::with_keyring, \
+                 or call fieldseal::install_keyring first)",
+            ),
         }
     }
 }
@@ -124,10 +161,13 @@ impl std::error::Error for DecryptError {}
 
 /// Finds the [`DecryptError`] inside a Diesel error, if that is what it is.
 ///
-/// Diesel wraps a failing column in `DeserializeFieldError` (which also
-/// names the field); this looks through that wrapping. Use it to report a
-/// row that cannot be decrypted with the row's id, which only the caller
-/// knows.
+/// Diesel wraps a failing column in `DeserializeFieldError`, whose message
+/// only says "Error deserializing field 'name'"; this looks through that
+/// wrapping to the reason: tampered, unknown key id, malformed, or no
+/// keyring in scope. A query that loads many rows fails as a whole; to
+/// name the row that failed, load the rows as [`Sealed`](crate::Sealed)
+/// and open each with [`Keyring::open`](crate::Keyring::open), as the
+/// README's "Which row failed?" shows.
 pub fn decrypt_error(err: &diesel::result::Error) -> Option<&DecryptError> {
     let diesel::result::Error::DeserializationError(inner) = err else {
         return None;

@@ -1,29 +1,29 @@
-//! Test harness: a fresh database per test on the real servers, dropped
-//! afterwards, and the test keyring.
+//! Test harness shared by the library's and the tool's tests: a fresh
+//! database per test on the real servers, dropped afterwards.
 //!
 //! Server URLs come from `FIELDSEAL_TEST_MYSQL_URL` and
 //! `FIELDSEAL_TEST_PG_URL` (defaults: the local servers, user root /
 //! postgres). When a server does not answer, the test is skipped with a
 //! note, unless `FIELDSEAL_REQUIRE_SERVERS=1` or `CI=true`: then it fails.
 
-#![allow(dead_code)]
-
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use fieldseal::{Keyring, SecretKey};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
 
 /// Which server a [`TestDb`] lives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// A SQLite file in a temporary directory.
     Sqlite,
+    /// MySQL or MariaDB.
     Mysql,
+    /// PostgreSQL.
     Postgres,
 }
 
 /// A database that exists for one test and is dropped with it.
 pub struct TestDb {
+    /// The server.
     pub backend: Backend,
     /// URL of the test database itself.
     pub url: String,
@@ -158,69 +158,3 @@ impl Drop for TestDb {
         }
     }
 }
-
-/// Installs the keyring shared by this test binary: data keys 1 and 2
-/// (2 active) and index key 1. Tests that need another keyring build a
-/// local one and use its `seal`/`open` directly, never replacing this.
-pub fn install_test_keyring() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let ring = Keyring::new(
-            [(1, SecretKey::generate()), (2, SecretKey::generate())],
-            [(1, SecretKey::generate())],
-        )
-        .expect("keyring");
-        fieldseal::install_keyring(ring);
-    });
-}
-
-/// Fast Argon2 parameters: tests check behaviour, not hardness.
-pub fn fast_kdf() -> fieldseal::KdfParams {
-    fieldseal::KdfParams {
-        m_cost_kib: 256,
-        t_cost: 1,
-        p_cost: 1,
-    }
-}
-
-/// Generates one `#[test]` per backend from one body. The body sees `db`
-/// (the [`TestDb`]) and `conn` (an established connection of that backend).
-macro_rules! backend_tests {
-    ($name:ident, |$db:ident, $conn:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[test]
-            fn sqlite() {
-                let $db = $crate::support::TestDb::sqlite();
-                let $conn =
-                    &mut <diesel::SqliteConnection as diesel::Connection>::establish(&$db.url)
-                        .expect("connect SQLite");
-                $body
-            }
-
-            #[test]
-            fn mysql() {
-                let Some($db) = $crate::support::TestDb::mysql() else {
-                    return;
-                };
-                let $conn =
-                    &mut <diesel::MysqlConnection as diesel::Connection>::establish(&$db.url)
-                        .expect("connect MySQL");
-                $body
-            }
-
-            #[test]
-            fn postgres() {
-                let Some($db) = $crate::support::TestDb::postgres() else {
-                    return;
-                };
-                let $conn = &mut <diesel::PgConnection as diesel::Connection>::establish(&$db.url)
-                    .expect("connect PostgreSQL");
-                $body
-            }
-        }
-    };
-}
-pub(crate) use backend_tests;

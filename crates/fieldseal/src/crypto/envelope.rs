@@ -52,43 +52,25 @@ impl DataKey {
         DataKey { id, cipher }
     }
 
-    /// This key's id, as written into every ciphertext header.
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
     /// Seals `plaintext` for `context` with a fresh random nonce.
     ///
     /// # Errors
     /// [`Error::TooLarge`] for plaintexts over AES-GCM's 64 GiB limit.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-        self.seal_with_nonce(context, random_nonce(), plaintext)
+        seal_with(&self.cipher, self.id, context, random_nonce(), plaintext)
     }
 
     /// Seals with a caller-chosen nonce. Only for known-answer tests:
-    /// reusing a nonce under one key destroys AES-GCM's security.
-    #[doc(hidden)]
-    pub fn seal_with_nonce(
+    /// reusing a nonce under one key destroys AES-GCM's security, so it
+    /// does not exist outside them.
+    #[cfg(test)]
+    pub(crate) fn seal_with_nonce(
         &self,
         context: &str,
         nonce: [u8; NONCE_LEN],
         plaintext: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
-        out.push(VERSION_V1);
-        out.extend_from_slice(&self.id.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                &aad(self.id, context),
-                &mut out[HEADER_LEN..],
-            )
-            .map_err(|_| Error::TooLarge)?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+        seal_with(&self.cipher, self.id, context, nonce, plaintext)
     }
 
     /// Opens a ciphertext whose header names this key.
@@ -114,6 +96,29 @@ impl fmt::Debug for DataKey {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
+}
+
+fn seal_with(
+    cipher: &Aes256Gcm,
+    id: u32,
+    context: &str,
+    nonce: [u8; NONCE_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
+    out.push(VERSION_V1);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let tag = cipher
+        .encrypt_in_place_detached(
+            Nonce::from_slice(&nonce),
+            &aad(id, context),
+            &mut out[HEADER_LEN..],
+        )
+        .map_err(|_| Error::TooLarge)?;
+    out.extend_from_slice(&tag);
+    Ok(out)
 }
 
 /// The parsed fixed-size header of a v1 ciphertext.

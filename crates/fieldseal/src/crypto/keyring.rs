@@ -2,14 +2,17 @@
 //! and blind-index keys by version.
 //!
 //! Build one with [`Keyring::from_env`] (single-key mode, `FIELDSEAL_KEYS`),
-//! from a key store (envelope mode, [`crate::keystore::KeyStore`]), or with
-//! [`Keyring::new`]; then [`install`](crate::install_keyring) it so the
-//! Diesel column types can use it.
+//! from a key store (envelope mode, [`crate::KeyStore`]), or with
+//! [`Keyring::new`]. Then either hold it and call [`Keyring::seal`] and
+//! [`Keyring::open`] on [`Sealed`] columns, or put it in scope
+//! ([`with_keyring`](crate::with_keyring), [`install_keyring`](crate::install_keyring))
+//! for the transparent [`Encrypted`](crate::Encrypted) columns.
 
 use super::blind_index::{self, BLIND_INDEX_LEN};
 use super::envelope::{DataKey, Header};
 use super::key::SecretKey;
-use crate::error::{DecryptError, Error, Result};
+use crate::error::{DecryptError, DecryptErrorKind, Error, Result};
+use crate::types::{Context, Plaintext, Sealed};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -55,13 +58,13 @@ impl Keyring {
 
     /// Single-key mode: reads `FIELDSEAL_KEYS` (`id:base64,id:base64`, the
     /// highest id active) and the optional `FIELDSEAL_INDEX_KEY` (base64)
-    /// from the environment, after loading `.env` if there is one.
+    /// from the process environment. It reads no `.env` file: loading one
+    /// is the application's decision.
     ///
     /// # Errors
     /// [`Error::Config`] naming the variable and entry that is wrong; the
     /// message never contains key material.
     pub fn from_env() -> Result<Self> {
-        let _ = dotenvy::dotenv();
         let keys = zeroize::Zeroizing::new(
             std::env::var("FIELDSEAL_KEYS")
                 .map_err(|_| Error::config("FIELDSEAL_KEYS", "is not set"))?,
@@ -119,28 +122,34 @@ impl Keyring {
         self.index.keys().next_back().copied()
     }
 
-    /// Seals `plaintext` for `context` under the active key.
+    /// Seals `value` for column `C` under the active key.
+    ///
+    /// ```
+    /// fieldseal::context!(UserName = "users.name");
+    /// let keyring = fieldseal::Keyring::generate();
+    /// let sealed = keyring.seal::<UserName, _>("Ada Lovelace")?;
+    /// let name: String = keyring.open(&sealed)?;
+    /// assert_eq!(name, "Ada Lovelace");
+    /// # Ok::<(), fieldseal::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::TooLarge`] over AES-GCM's size limit.
-    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.data[&self.active].seal(context, plaintext)
+    pub fn seal<C: Context, T: Plaintext + ?Sized>(&self, value: &T) -> Result<Sealed<C>> {
+        self.seal_bytes(C::NAME, &value.to_plaintext_bytes())
+            .map(Sealed::from_bytes)
     }
 
-    /// Opens a ciphertext sealed for `context` by any key in the ring.
+    /// Opens a value of column `C` sealed by any key of the ring.
     ///
     /// # Errors
-    /// A [`DecryptError`] naming `context`: malformed bytes, an unknown key
-    /// id, or failed authentication.
-    pub fn open(&self, context: &str, ciphertext: &[u8]) -> Result<Vec<u8>, DecryptError> {
-        let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, context))?;
-        let key = self.data.get(&header.key_id).ok_or_else(|| {
-            DecryptError::new(
-                crate::error::DecryptErrorKind::UnknownKeyId(header.key_id),
-                context,
-            )
-        })?;
-        key.open(context, ciphertext)
+    /// A [`DecryptError`] naming the column: malformed bytes, an unknown
+    /// key id, failed authentication, or a plaintext that does not decode
+    /// as `T`.
+    pub fn open<C: Context, T: Plaintext>(&self, sealed: &Sealed<C>) -> Result<T, DecryptError> {
+        let bytes = zeroize::Zeroizing::new(self.open_bytes(C::NAME, sealed.as_bytes())?);
+        T::from_plaintext_bytes(bytes.to_vec())
+            .map_err(|why| DecryptError::new(DecryptErrorKind::Malformed(why), C::NAME))
     }
 
     /// Re-seals a value under the active key when another key of the ring
@@ -151,32 +160,58 @@ impl Keyring {
     /// # Errors
     /// A [`DecryptError`] (as [`Error::Decrypt`]) when the value does not
     /// open; [`Error::TooLarge`].
-    pub fn reseal(&self, context: &str, ciphertext: &[u8]) -> Result<Option<Vec<u8>>> {
-        let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, context))?;
+    pub fn reseal<C: Context>(&self, sealed: &Sealed<C>) -> Result<Option<Sealed<C>>> {
+        let ciphertext = sealed.as_bytes();
+        let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, C::NAME))?;
         if header.key_id == self.active {
             return Ok(None);
         }
-        let plaintext = zeroize::Zeroizing::new(self.open(context, ciphertext)?);
-        self.seal(context, &plaintext).map(Some)
+        let plaintext = zeroize::Zeroizing::new(self.open_bytes(C::NAME, ciphertext)?);
+        self.seal_bytes(C::NAME, &plaintext)
+            .map(|bytes| Some(Sealed::from_bytes(bytes)))
     }
 
-    /// The blind index of `value` in `context` under the current index key.
+    /// Seals raw bytes for `context` under the active key.
+    pub(crate) fn seal_bytes(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.data
+            .get(&self.active)
+            .ok_or(Error::EmptyKeyring)?
+            .seal(context, plaintext)
+    }
+
+    /// Opens raw bytes sealed for `context` by any key in the ring.
+    pub(crate) fn open_bytes(
+        &self,
+        context: &str,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, DecryptError> {
+        let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, context))?;
+        let key = self.data.get(&header.key_id).ok_or_else(|| {
+            DecryptError::new(DecryptErrorKind::UnknownKeyId(header.key_id), context)
+        })?;
+        key.open(context, ciphertext)
+    }
+
+    /// The blind index of `value` in column `C` under the current index
+    /// key: store it next to the ciphertext, and search with
+    /// `WHERE c_bidx = ?` (see [`blind_indexes`](Self::blind_indexes)
+    /// while the index key rotates).
     ///
     /// # Errors
     /// [`Error::NoIndexKey`] when the keyring has no index key.
-    pub fn blind_index(&self, context: &str, value: &str) -> Result<[u8; BLIND_INDEX_LEN]> {
+    pub fn blind_index<C: Context>(&self, value: &str) -> Result<[u8; BLIND_INDEX_LEN]> {
         let key = self.index.values().next_back().ok_or(Error::NoIndexKey)?;
-        Ok(blind_index::compute(key, context, value))
+        Ok(blind_index::compute(key, C::NAME, value))
     }
 
-    /// The blind index of `value` under every index-key version, current
-    /// first: what a lookup consults while the index key rotates, so it
-    /// misses no row whatever version indexed it.
-    pub fn blind_indexes(&self, context: &str, value: &str) -> Vec<Vec<u8>> {
+    /// The blind index of `value` in column `C` under every index-key
+    /// version, current first: what a lookup consults while the index key
+    /// rotates, so it misses no row whatever version indexed it.
+    pub fn blind_indexes<C: Context>(&self, value: &str) -> Vec<Vec<u8>> {
         self.index
             .values()
             .rev()
-            .map(|key| blind_index::compute(key, context, value).to_vec())
+            .map(|key| blind_index::compute(key, C::NAME, value).to_vec())
             .collect()
     }
 
@@ -186,16 +221,15 @@ impl Keyring {
     }
 
     /// The blind index under a specific index-key version (used while the
-    /// index key rotates and both versions must be consulted).
-    pub fn blind_index_version(
+    /// index key rotates and rows are re-indexed under the current one).
+    pub fn blind_index_version<C: Context>(
         &self,
         version: u32,
-        context: &str,
         value: &str,
     ) -> Option<[u8; BLIND_INDEX_LEN]> {
         self.index
             .get(&version)
-            .map(|key| blind_index::compute(key, context, value))
+            .map(|key| blind_index::compute(key, C::NAME, value))
     }
 }
 
@@ -214,6 +248,9 @@ mod tests {
     use super::*;
     use crate::error::DecryptErrorKind;
 
+    crate::context!(TC = "t.c");
+    crate::context!(TOther = "t.other");
+
     fn ring(ids: &[u32]) -> Keyring {
         Keyring::new(
             ids.iter().map(|&id| (id, SecretKey::generate())),
@@ -225,7 +262,7 @@ mod tests {
     #[test]
     fn highest_id_is_active_and_old_keys_still_open() {
         let old = Keyring::new([(3, SecretKey::from_bytes(&mut [3; 32]))], []).unwrap();
-        let sealed = old.seal("t.c", b"hello").unwrap();
+        let sealed = old.seal_bytes("t.c", b"hello").unwrap();
         let both = Keyring::new(
             [
                 (3, SecretKey::from_bytes(&mut [3; 32])),
@@ -235,9 +272,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(both.active_key_id(), 4);
-        assert_eq!(both.open("t.c", &sealed).unwrap(), b"hello");
+        assert_eq!(both.open_bytes("t.c", &sealed).unwrap(), b"hello");
         assert_eq!(
-            Header::parse(&both.seal("t.c", b"x").unwrap())
+            Header::parse(&both.seal_bytes("t.c", b"x").unwrap())
                 .unwrap()
                 .key_id,
             4
@@ -246,23 +283,23 @@ mod tests {
 
     #[test]
     fn unknown_key_id_is_named() {
-        let sealed = ring(&[7]).seal("t.c", b"x").unwrap();
-        let err = ring(&[1, 2]).open("t.c", &sealed).unwrap_err();
+        let sealed = ring(&[7]).seal_bytes("t.c", b"x").unwrap();
+        let err = ring(&[1, 2]).open_bytes("t.c", &sealed).unwrap_err();
         assert_eq!(err.kind, DecryptErrorKind::UnknownKeyId(7));
         assert!(err.to_string().contains("unknown key id 7"), "{err}");
     }
 
     #[test]
     fn wrong_key_with_same_id_fails_authentication() {
-        let sealed = ring(&[1]).seal("t.c", b"x").unwrap();
-        let err = ring(&[1]).open("t.c", &sealed).unwrap_err();
+        let sealed = ring(&[1]).seal_bytes("t.c", b"x").unwrap();
+        let err = ring(&[1]).open_bytes("t.c", &sealed).unwrap_err();
         assert_eq!(err.kind, DecryptErrorKind::AuthenticationFailed);
     }
 
     #[test]
     fn reseal_moves_old_values_to_the_active_key_once() {
         let old = Keyring::new([(1, SecretKey::from_bytes(&mut [1; 32]))], []).unwrap();
-        let sealed = old.seal("t.c", b"value").unwrap();
+        let sealed = old.seal_bytes("t.c", b"value").unwrap();
         let both = Keyring::new(
             [
                 (1, SecretKey::from_bytes(&mut [1; 32])),
@@ -271,11 +308,14 @@ mod tests {
             [],
         )
         .unwrap();
-        let moved = both.reseal("t.c", &sealed).unwrap().expect("re-sealed");
-        assert_eq!(Header::parse(&moved).unwrap().key_id, 2);
-        assert_eq!(both.open("t.c", &moved).unwrap(), b"value");
-        assert!(both.reseal("t.c", &moved).unwrap().is_none());
-        assert!(both.reseal("t.other", &sealed).is_err());
+        let moved = both
+            .reseal::<TC>(&Sealed::from_bytes(sealed.clone()))
+            .unwrap()
+            .expect("re-sealed");
+        assert_eq!(moved.key_id(), Some(2));
+        assert_eq!(both.open_bytes("t.c", moved.as_bytes()).unwrap(), b"value");
+        assert!(both.reseal::<TC>(&moved).unwrap().is_none());
+        assert!(both.reseal::<TOther>(&Sealed::from_bytes(sealed)).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! at once, instead of as a failure on some wrapped key or row later.
 
 use super::key::{SecretKey, KEY_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyStoreError, Result};
 use aes_gcm::aead::{rand_core::RngCore, AeadInPlace, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hmac::{Hmac, Mac};
@@ -79,7 +79,7 @@ impl MasterSecret {
     ///
     /// # Errors
     /// [`Error::KeyStore`] when the stored parameters are unusable.
-    pub fn derive(&self, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
+    pub(crate) fn derive(&self, salt: &[u8], params: KdfParams) -> Result<SecretKey> {
         match self {
             MasterSecret::Key(key) => Ok(key.duplicate()),
             MasterSecret::Passphrase(pass) => {
@@ -89,7 +89,7 @@ impl MasterSecret {
                     params.p_cost,
                     Some(KEY_LEN),
                 )
-                .map_err(|e| Error::KeyStore(format!("unusable Argon2 parameters: {e}")))?;
+                .map_err(|e| KeyStoreError::KdfParams(e.to_string()))?;
                 let argon = argon2::Argon2::new(
                     argon2::Algorithm::Argon2id,
                     argon2::Version::V0x13,
@@ -98,7 +98,7 @@ impl MasterSecret {
                 let mut out = Zeroizing::new([0u8; KEY_LEN]);
                 argon
                     .hash_password_into(pass.expose().as_bytes(), salt, out.as_mut_slice())
-                    .map_err(|e| Error::KeyStore(format!("Argon2 failed: {e}")))?;
+                    .map_err(|e| KeyStoreError::KdfParams(e.to_string()))?;
                 Ok(SecretKey::from_bytes(&mut out))
             }
         }
@@ -116,15 +116,15 @@ pub trait MasterKeySource {
     fn master_secret(&self) -> Result<Option<MasterSecret>>;
 }
 
-/// The environment (and `.env`): `FIELDSEAL_MASTER_KEY` (base64), then
+/// The process environment: `FIELDSEAL_MASTER_KEY` (base64), then
 /// `FIELDSEAL_KEY_FILE` (base64 inside, refused unless mode 0600 or
-/// stricter), then `FIELDSEAL_PASSPHRASE`. First found wins.
+/// stricter), then `FIELDSEAL_PASSPHRASE`. First found wins. It reads no
+/// `.env` file: loading one is the application's decision.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EnvSource;
 
 impl MasterKeySource for EnvSource {
     fn master_secret(&self) -> Result<Option<MasterSecret>> {
-        let _ = dotenvy::dotenv();
         if let Ok(b64) = std::env::var("FIELDSEAL_MASTER_KEY") {
             let b64 = Zeroizing::new(b64);
             let key = SecretKey::from_base64(&b64)
@@ -147,7 +147,7 @@ impl MasterKeySource for EnvSource {
 /// # Errors
 /// [`Error::Config`] naming the file: missing, unreadable, too permissive
 /// or not a key. Never the contents.
-pub fn read_key_file(path: &Path) -> Result<SecretKey> {
+pub(crate) fn read_key_file(path: &Path) -> Result<SecretKey> {
     let name = format!("key file {}", path.display());
     let meta = std::fs::metadata(path).map_err(|e| Error::config(&name, e.to_string()))?;
     #[cfg(unix)]
@@ -176,7 +176,7 @@ const WRAP_TAG_LEN: usize = 16;
 /// Wraps `key` under `master`: `nonce || AES-256-GCM(key) || tag`, with
 /// AAD `fieldseal:wrap:v1:{purpose}:{id}` so a wrapped key cannot be moved
 /// to another id or purpose.
-pub fn wrap_key(master: &SecretKey, purpose: &str, id: u32, key: &SecretKey) -> Vec<u8> {
+pub(crate) fn wrap_key(master: &SecretKey, purpose: &str, id: u32, key: &SecretKey) -> Vec<u8> {
     let cipher = Aes256Gcm::new(master.expose().into());
     let mut nonce = [0u8; WRAP_NONCE_LEN];
     OsRng.fill_bytes(&mut nonce);
@@ -198,7 +198,7 @@ pub fn wrap_key(master: &SecretKey, purpose: &str, id: u32, key: &SecretKey) -> 
 ///
 /// # Errors
 /// [`Error::CorruptWrappedKey`] when authentication fails.
-pub fn unwrap_key(
+pub(crate) fn unwrap_key(
     master: &SecretKey,
     purpose: &'static str,
     id: u32,
@@ -237,17 +237,17 @@ fn key_check_mac(master: &SecretKey) -> Hmac<Sha256> {
 
 /// The key check value stored beside the wrapped keys:
 /// `HMAC-SHA256(master, "fieldseal:key-check:v1")`.
-pub fn key_check_value(master: &SecretKey) -> Vec<u8> {
+pub(crate) fn key_check_value(master: &SecretKey) -> Vec<u8> {
     key_check_mac(master).finalize().into_bytes().to_vec()
 }
 
 /// Whether `master` matches a stored key check value (constant time).
-pub fn verify_key_check(master: &SecretKey, stored: &[u8]) -> bool {
+pub(crate) fn verify_key_check(master: &SecretKey, stored: &[u8]) -> bool {
     key_check_mac(master).verify_slice(stored).is_ok()
 }
 
 /// A fresh random salt for Argon2id.
-pub fn new_salt() -> [u8; 16] {
+pub(crate) fn new_salt() -> [u8; 16] {
     let mut salt = [0u8; 16];
     OsRng.fill_bytes(&mut salt);
     salt

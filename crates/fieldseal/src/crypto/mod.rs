@@ -7,8 +7,12 @@
 //! - [`blind_index`]: HMAC-SHA256 equality indexes and their normalization;
 //! - [`master`]: master-key sources, Argon2id, key wrapping, key check value.
 
-pub mod blind_index;
-pub mod envelope;
-pub mod key;
-pub mod keyring;
-pub mod master;
+pub(crate) mod blind_index;
+pub(crate) mod envelope;
+#[cfg(test)]
+mod golden;
+pub(crate) mod key;
+pub(crate) mod keyring;
+pub(crate) mod master;
+#[cfg(test)]
+mod props;

@@ -1,9 +1,13 @@
 //! Envelope mode on every backend: create, unlock, wrong passphrase,
 //! master key from the environment's form, altered wrapped keys.
 
-use crate::support::{backend_tests, fast_kdf, Backend};
+mod support;
 use diesel::connection::SimpleConnection;
-use fieldseal::{Error, KeyStore, MasterSecret, Passphrase, SecretKey};
+use fieldseal::{Error, KeyStore, KeyStoreError, MasterSecret, Passphrase, SecretKey};
+use support::{backend_tests, fast_kdf, Backend};
+
+fieldseal::context!(UsersName = "users.name");
+fieldseal::context!(TC = "t.c");
 
 fn pass(text: &str) -> MasterSecret {
     MasterSecret::Passphrase(Passphrase::new(text.to_owned()))
@@ -16,17 +20,14 @@ backend_tests!(passphrase_unlocks_and_wrong_one_is_named, |db, conn| {
     assert!(!KeyStore::is_initialized(conn).unwrap());
 
     let created = KeyStore::create(conn, &pass("correct horse"), fast_kdf()).unwrap();
-    let sealed = created.seal("users.name", b"Grace Hopper").unwrap();
-    let bidx = created.blind_index("users.name", "Grace Hopper").unwrap();
+    let sealed = created.seal::<UsersName, _>("Grace Hopper").unwrap();
+    let bidx = created.blind_index::<UsersName>("Grace Hopper").unwrap();
     drop(created);
 
     let unlocked = KeyStore::unlock(conn, &pass("correct horse")).unwrap();
+    assert_eq!(unlocked.open::<_, String>(&sealed).unwrap(), "Grace Hopper");
     assert_eq!(
-        unlocked.open("users.name", &sealed).unwrap(),
-        b"Grace Hopper"
-    );
-    assert_eq!(
-        unlocked.blind_index("users.name", "grace hopper").unwrap(),
+        unlocked.blind_index::<UsersName>("grace hopper").unwrap(),
         bidx
     );
 
@@ -36,11 +37,14 @@ backend_tests!(passphrase_unlocks_and_wrong_one_is_named, |db, conn| {
 
     // A second create is refused and leaves the first intact.
     let again = KeyStore::create(conn, &pass("other"), fast_kdf()).unwrap_err();
-    assert!(matches!(again, Error::KeyStore(_)), "{again:?}");
+    assert!(
+        matches!(again, Error::KeyStore(KeyStoreError::AlreadyInitialized)),
+        "{again:?}"
+    );
     let (ring, created_now) =
         KeyStore::open_or_create(conn, &pass("correct horse"), fast_kdf()).unwrap();
     assert!(!created_now);
-    assert_eq!(ring.open("users.name", &sealed).unwrap(), b"Grace Hopper");
+    assert_eq!(ring.open::<_, String>(&sealed).unwrap(), "Grace Hopper");
 });
 
 backend_tests!(master_key_mode_and_altered_wrapped_key, |db, conn| {
@@ -49,13 +53,13 @@ backend_tests!(master_key_mode_and_altered_wrapped_key, |db, conn| {
     let (ring, created_now) =
         KeyStore::open_or_create(conn, &MasterSecret::Key(master.duplicate()), fast_kdf()).unwrap();
     assert!(created_now);
-    let sealed = ring.seal("t.c", b"v").unwrap();
+    let sealed = ring.seal::<TC, _>("v").unwrap();
 
     let err = KeyStore::unlock(conn, &MasterSecret::Key(SecretKey::generate())).unwrap_err();
     assert!(matches!(err, Error::WrongMasterKey), "{err:?}");
 
     let unlocked = KeyStore::unlock(conn, &MasterSecret::Key(master.duplicate())).unwrap();
-    assert_eq!(unlocked.open("t.c", &sealed).unwrap(), b"v");
+    assert_eq!(unlocked.open::<_, String>(&sealed).unwrap(), "v");
 
     // Replace the wrapped data key: the master key is right, so this is
     // reported as an altered key table, not as a wrong passphrase.
