@@ -451,7 +451,7 @@ fn another_pass(pending: i64, pass: u32, command: &str) -> Result<bool, AppError
 /// old one.
 ///
 /// # Errors
-/// [`AppError::Crypto`] with [`crate::Error::WrongMasterKey`] when the key
+/// [`AppError::Crypto`] with [`fieldseal::Error::WrongMasterKey`] when the key
 /// store changed master meanwhile; nothing changes then.
 pub fn change_master(session: &mut Session, new: &MasterSecret) -> Result<(), AppError> {
     Ok(with_conn!(&mut session.db, |c| KeyStore::change_master(

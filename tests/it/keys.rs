@@ -356,3 +356,21 @@ tool_tests!(index_rotation_keeps_lookups_and_uniqueness, |tool| {
         .ok(&["find", "--email", "two@example.org"])
         .contains("New Under Two"));
 });
+
+/// The tool's key-store migrations are the library's DDL, byte for byte:
+/// a database the tool created opens with the library alone, and the
+/// reverse.
+#[test]
+fn keyring_migrations_are_the_library_schema() {
+    use fieldseal::{schema_sql, SqlDialect};
+    let root = env!("CARGO_MANIFEST_DIR");
+    for (dir, dialect) in [
+        ("mysql", SqlDialect::Mysql),
+        ("sqlite", SqlDialect::Sqlite),
+        ("postgres", SqlDialect::Postgres),
+    ] {
+        let path = format!("{root}/migrations/{dir}/2026-11-23-000001_keyring/up.sql");
+        let migration = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(migration, schema_sql(dialect), "{path}");
+    }
+}

@@ -112,3 +112,28 @@ backend_tests!(
         );
     }
 );
+
+/// A developer's own migration: the DDL from `schema_sql`, run by hand,
+/// gives a key store that a passphrase creates and a master key opens.
+backend_tests!(own_migration_with_schema_sql, |db, conn| {
+    let dialect = match db.backend {
+        Backend::Sqlite => fieldseal::SqlDialect::Sqlite,
+        Backend::Mysql => fieldseal::SqlDialect::Mysql,
+        Backend::Postgres => fieldseal::SqlDialect::Postgres,
+    };
+    conn.batch_execute(fieldseal::schema_sql(dialect)).unwrap();
+    assert!(!KeyStore::is_initialized(conn).unwrap());
+    let err = KeyStore::unlock(conn, &pass("correct horse")).unwrap_err();
+    assert!(
+        matches!(err, Error::KeyStore(KeyStoreError::NotInitialized)),
+        "{err:?}"
+    );
+    let (ring, created) =
+        KeyStore::open_or_create(conn, &pass("correct horse"), fast_kdf()).unwrap();
+    assert!(created);
+    let sealed = ring.seal::<TC, _>("value").unwrap();
+    // The master key derived from the passphrase opens it as well.
+    let master = KeyStore::derive_master_key(conn, &pass("correct horse")).unwrap();
+    let again = KeyStore::unlock(conn, &MasterSecret::Key(master)).unwrap();
+    assert_eq!(again.open::<_, String>(&sealed).unwrap(), "value");
+});

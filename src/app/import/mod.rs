@@ -13,9 +13,9 @@
 //!   written, earlier batches stay, and the report says which lines are
 //!   in. `OnError::Skip` writes good lines and reports each bad one.
 //!
-//! The module is split by stage: [`header`] maps the columns, `reader`
-//! parses and seals on its own thread, `writer` commits, [`rejects`] is
-//! where bad lines go, and [`error`] says why an import stopped.
+//! The module is split by stage: `header` maps the columns, `reader`
+//! parses and seals on its own thread, `writer` commits, `rejects` is
+//! where bad lines go, and `error` says why an import stopped.
 //!
 //! Accepted on purpose: a UTF-8 BOM, CRLF line ends, quoted fields with
 //! commas, quotes and newlines, columns in any order. Rejected with the

@@ -21,7 +21,7 @@ use std::marker::PhantomData;
 /// Reading fails with a Diesel deserialization error wrapping a
 /// [`DecryptError`] (find it with [`decrypt_error`](crate::decrypt_error)),
 /// including when no keyring is in scope. Writing fails with
-/// [`Error::NoKeyring`] when none is.
+/// [`Error::NoKeyring`](crate::Error::NoKeyring) when none is.
 #[derive(diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
 #[diesel(sql_type = diesel::sql_types::Binary)]
 pub struct Encrypted<T, C> {
