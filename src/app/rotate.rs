@@ -163,7 +163,9 @@ pub fn rotate(
             .filter_map(|(id, _, _)| u32::try_from(id).ok()),
     );
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_data_keys_except(
-        c, &keep
+        c,
+        &session.master,
+        &keep
     ))?;
     Ok(RotateReport {
         new_key,
@@ -205,6 +207,7 @@ pub fn rotate_index(
     let (rewritten, raced) = run_passes(&IndexPass { version }, session, batch_size, on_progress)?;
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_index_keys_except(
         c,
+        &session.master,
         &[version]
     ))?;
     Ok(RotateReport {

@@ -357,9 +357,9 @@ tool_tests!(index_rotation_keeps_lookups_and_uniqueness, |tool| {
         .contains("New Under Two"));
 });
 
-/// The tool's key-store migrations are the library's DDL, byte for byte:
-/// a database the tool created opens with the library alone, and the
-/// reverse.
+/// The tool's key-store migrations are the library's DDL, byte for byte
+/// and in order: a database the tool created opens with the library
+/// alone, and the reverse.
 #[test]
 fn keyring_migrations_are_the_library_schema() {
     use fieldseal::{schema_sql, SqlDialect};
@@ -369,8 +369,13 @@ fn keyring_migrations_are_the_library_schema() {
         ("sqlite", SqlDialect::Sqlite),
         ("postgres", SqlDialect::Postgres),
     ] {
-        let path = format!("{root}/migrations/{dir}/2026-11-23-000001_keyring/up.sql");
-        let migration = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(migration, schema_sql(dialect), "{path}");
+        let migrations: String = [
+            "2026-11-23-000001_keyring",
+            "2026-11-30-000005_keystore_integrity",
+        ]
+        .iter()
+        .map(|m| std::fs::read_to_string(format!("{root}/migrations/{dir}/{m}/up.sql")).unwrap())
+        .collect();
+        assert_eq!(migrations, schema_sql(dialect), "{dir}");
     }
 }

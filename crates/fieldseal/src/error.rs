@@ -38,6 +38,12 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A passphrase that would create or change a master key is too weak.
+    #[error("the passphrase must be at least {min_chars} characters long (not counting surrounding spaces)")]
+    WeakPassphrase {
+        /// The minimum length, in characters.
+        min_chars: usize,
+    },
     /// The master key (or the passphrase it was derived from) does not match
     /// the key check value stored with the key store.
     #[error("wrong passphrase or master key")]
@@ -50,6 +56,23 @@ pub enum Error {
         purpose: &'static str,
         /// The key id.
         id: u32,
+    },
+    /// The key list is not the one its MAC covers: a key row was deleted,
+    /// added, re-stated, rolled back or copied in. Nothing was written.
+    #[error(
+        "the key table was altered: its keys are not the ones its MAC covers \
+         (a key row was deleted, added, changed or restored from elsewhere); nothing was written"
+    )]
+    KeyTableAltered,
+    /// Other writers kept changing the key store while this write tried
+    /// to apply; nothing of it was written.
+    #[error(
+        "the key store kept changing under concurrent writers ({attempts} attempts); \
+         nothing was written: run the command again"
+    )]
+    KeyStoreContended {
+        /// How many times the write was tried.
+        attempts: u32,
     },
     /// The key store cannot be used as it is (see [`KeyStoreError`]).
     #[error(transparent)]

@@ -149,7 +149,9 @@ pub use crate::crypto::blind_index::{normalize, BLIND_INDEX_LEN};
 pub use crate::crypto::envelope::OVERHEAD;
 pub use crate::crypto::key::SecretKey;
 pub use crate::crypto::keyring::Keyring;
-pub use crate::crypto::master::{EnvSource, KdfParams, MasterKeySource, MasterSecret, Passphrase};
+pub use crate::crypto::master::{
+    EnvSource, KdfParams, MasterKeySource, MasterSecret, Passphrase, MIN_PASSPHRASE_CHARS,
+};
 pub use crate::error::{
     decrypt_error, DecryptError, DecryptErrorKind, Error, KeyStoreError, Result,
 };

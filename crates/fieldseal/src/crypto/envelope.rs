@@ -14,8 +14,8 @@
 //!
 //! # Security
 //!
-//! Nonces are 96 random bits from the operating system for every seal
-//! (drawn from a small per-thread buffer of OS randomness, never reused). By
+//! Nonces are 96 random bits drawn from the operating system for every
+//! seal (no buffer in the process that a cloned process could repeat). By
 //! the birthday bound, one key must not seal more than 2^32 values; rotate
 //! data keys well before that (`fieldseal keys status` reports counts).
 
@@ -46,7 +46,8 @@ pub struct DataKey {
 
 impl DataKey {
     /// Builds the cipher for `secret` under key id `id`. The cipher's
-    /// expanded key zeroizes on drop (aes-gcm's `zeroize` feature).
+    /// expanded AES key schedule and its GHASH key are wiped on drop (the
+    /// `zeroize` features of aes-gcm, aes, ghash and polyval).
     pub fn new(id: u32, secret: SecretKey) -> Self {
         let cipher = Aes256Gcm::new(secret.expose().into());
         DataKey { id, cipher }
@@ -155,40 +156,15 @@ impl Header {
     }
 }
 
-/// A fresh 96-bit nonce from the operating system's CSPRNG.
-///
-/// Nonces are drawn from a per-thread buffer that is filled from the OS
-/// 4 KiB at a time, so sealing a million values costs a few thousand
-/// system calls instead of a million. Every byte is used once; the buffer
-/// is refilled after a `fork` (it remembers the process id), so a child
-/// process never repeats its parent's nonces.
+/// A fresh 96-bit nonce from the operating system's CSPRNG, drawn anew
+/// for every seal. There is deliberately no buffer of random bytes in the
+/// process: a copy of the process (fork, a VM snapshot, a checkpoint and
+/// restore) would hand the same buffered nonces to both copies, and one
+/// repeated nonce under a key breaks AES-GCM.
 fn random_nonce() -> [u8; NONCE_LEN] {
-    use std::cell::RefCell;
-    const BUF: usize = NONCE_LEN * 341;
-    struct Pool {
-        bytes: [u8; BUF],
-        used: usize,
-        pid: u32,
-    }
-    thread_local! {
-        static POOL: RefCell<Pool> = const {
-            RefCell::new(Pool { bytes: [0; BUF], used: BUF, pid: 0 })
-        };
-    }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let pid = std::process::id();
-        if pool.used + NONCE_LEN > BUF || pool.pid != pid {
-            OsRng.fill_bytes(&mut pool.bytes);
-            pool.used = 0;
-            pool.pid = pid;
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        let at = pool.used;
-        nonce.copy_from_slice(&pool.bytes[at..at + NONCE_LEN]);
-        pool.used += NONCE_LEN;
-        nonce
-    })
+    let mut nonce = [0u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    nonce
 }
 
 fn aad(key_id: u32, context: &str) -> Vec<u8> {
@@ -244,7 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn nonces_never_repeat_across_buffer_refills() {
+    fn nonces_never_repeat() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..10_000 {
             assert!(seen.insert(random_nonce()), "a nonce repeated");

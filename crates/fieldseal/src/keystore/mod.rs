@@ -1,22 +1,49 @@
 //! Envelope mode: data and blind-index keys stored wrapped in the database.
 //!
-//! Two tables, created by [`KeyStore::install_schema`], or by a
-//! migration of your own holding the same DDL ([`schema_sql`], or the
-//! files in the library's `sql/` directory):
+//! Two tables, created by [`KeyStore::install_schema`], or by a migration
+//! of your own holding the same DDL ([`schema_sql`], or the files in the
+//! library's `sql/` directory):
 //!
-//! - `fieldseal_keyring`: one row with the Argon2id salt and parameters and
-//!   the key check value of the master key;
+//! - `fieldseal_keyring`: one row with the Argon2id salt and parameters,
+//!   the key check value of the master key, the keyring's random id, a
+//!   version counter and a MAC over the key list;
 //! - `fieldseal_keys`: `(purpose, id)` → the key wrapped with AES-256-GCM
-//!   under the master key, its state and creation time.
+//!   under the master key (bound to the keyring id, purpose and key id),
+//!   its state and creation time.
 //!
 //! The master key itself is never stored. Changing the passphrase re-wraps
 //! the keys and touches no row of user data.
+//!
+//! # Integrity
+//!
+//! The key table is authenticated as a whole: the MAC covers every key
+//! row (purpose, id, state, wrapped bytes) and the version, so a deleted,
+//! added, re-stated or rolled-back row is refused with
+//! [`Error::KeyTableAltered`] before anything is written, and a wrapped
+//! key copied from another database that shares the master key does not
+//! unwrap (its keyring id differs).
+//!
+//! # Concurrency
+//!
+//! Every write is a compare-and-swap on the keyring row's version, which
+//! every write really changes: two writers (on one server, or on two nodes
+//! of a cluster, where only a changed row is certified) always conflict,
+//! and the loser reads the new state and applies its change again. No
+//! interleaving of creation, rotation and passphrase changes can leave a
+//! keyring that no master key opens.
+//!
+//! A key table of format 1 (no keyring id, no MAC) is upgraded by the
+//! first [`KeyStore::unlock`] with the right master key.
+
+mod tables;
+
+pub use tables::{schema_sql, KeyStoreConnection, SqlDialect};
 
 use crate::crypto::key::SecretKey;
 use crate::crypto::keyring::Keyring;
-use crate::crypto::master::{self, KdfParams, MasterSecret};
+use crate::crypto::master::{self, Binding, KdfParams, ListedKey, MasterSecret};
 use crate::error::{Error, KeyStoreError, Result};
-use diesel::prelude::*;
+use tables::{KeyRow, KeyringRow};
 
 /// Purpose of a stored key: seals field values.
 pub const PURPOSE_DATA: &str = "data";
@@ -24,12 +51,16 @@ pub const PURPOSE_DATA: &str = "data";
 pub const PURPOSE_INDEX: &str = "index";
 /// State of a key that seals new values (data) or indexes (index).
 pub const STATE_ACTIVE: &str = "active";
-/// State of an older data key that still protects rows (a rotation has
-/// not finished re-encrypting them).
+/// State of an older key that still protects rows (a rotation has not
+/// finished re-encrypting or re-indexing them).
 pub const STATE_DECRYPT_ONLY: &str = "decrypt-only";
-/// State of an older data key that no row uses any more. It is kept, so a
-/// value restored from an old backup still opens.
+/// State of an older key that no row uses any more. It is kept, so a value
+/// restored from an old backup still opens.
 pub const STATE_RETIRED: &str = "retired";
+
+/// How many times a write is tried when other writers keep changing the
+/// key store under it.
+const WRITE_ATTEMPTS: u32 = 12;
 
 /// The public facts of a stored key (never the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,231 +75,38 @@ pub struct KeyInfo {
     pub created_at: i64,
 }
 
-mod schema {
-    diesel::table! {
-        fieldseal_keyring (id) {
-            id -> Integer,
-            kdf_salt -> Binary,
-            kdf_m_cost -> Integer,
-            kdf_t_cost -> Integer,
-            kdf_p_cost -> Integer,
-            key_check -> Binary,
-            created_at -> BigInt,
-        }
-    }
-
-    diesel::table! {
-        fieldseal_keys (purpose, id) {
-            purpose -> Text,
-            id -> BigInt,
-            wrapped -> Binary,
-            state -> Text,
-            created_at -> BigInt,
-        }
-    }
-}
-
-use schema::{fieldseal_keyring, fieldseal_keys};
-
-/// The single `fieldseal_keyring` row.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = fieldseal_keyring)]
-#[doc(hidden)]
-pub struct KeyringRow {
-    /// Always 1.
-    pub id: i32,
-    /// Argon2id salt.
-    pub kdf_salt: Vec<u8>,
-    /// Argon2id memory cost, KiB.
-    pub kdf_m_cost: i32,
-    /// Argon2id iterations.
-    pub kdf_t_cost: i32,
-    /// Argon2id lanes.
-    pub kdf_p_cost: i32,
-    /// HMAC-SHA256 key check value of the master key.
-    pub key_check: Vec<u8>,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
-/// One wrapped key.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = fieldseal_keys)]
-#[doc(hidden)]
-pub struct KeyRow {
-    /// [`PURPOSE_DATA`] or [`PURPOSE_INDEX`].
-    pub purpose: String,
-    /// Key id (data) or version (index).
-    pub id: i64,
-    /// The key wrapped under the master key.
-    pub wrapped: Vec<u8>,
-    /// [`STATE_ACTIVE`] or [`STATE_RETIRED`].
-    pub state: String,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
-/// A Diesel connection the key store can use: `MysqlConnection`,
-/// `SqliteConnection` or `PgConnection`, with the matching feature.
-/// Implemented by this crate only.
-pub trait KeyStoreConnection: Connection + sealed::Tables {}
-
-mod sealed {
-    use super::{KeyRow, KeyringRow};
-    use diesel::QueryResult;
-
-    /// The key store's queries on one backend (not public API).
-    pub trait Tables {
-        /// Creates the key store tables if they do not exist.
-        fn install_keystore_schema(&mut self) -> QueryResult<()>;
-        /// The keyring row, if the store is initialized.
-        fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>>;
-        /// Every stored key.
-        fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>>;
-        /// Inserts the keyring row.
-        fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
-        /// Inserts a wrapped key.
-        fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
-        /// Replaces the keyring row (new salt, parameters, key check value).
-        fn update_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
-        /// Replaces a key's wrapped bytes and state.
-        fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
-        /// Takes the key store's write lock for the rest of the transaction (a
-        /// no-op update of the keyring row), so a rotation and a passphrase
-        /// change cannot interleave: each checks the master key after taking it.
-        fn lock_keyring(&mut self) -> QueryResult<()>;
-        /// A transaction that reads, then writes. On SQLite it takes the write
-        /// lock up front (`BEGIN IMMEDIATE`): a deferred transaction that has
-        /// read cannot wait for the lock and would fail with "database is
-        /// locked" under a concurrent writer.
-        fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
-        where
-            F: FnOnce(&mut Self) -> Result<T, E>,
-            E: From<diesel::result::Error>;
-    }
-}
-
-macro_rules! impl_keystore_connection {
-    ($feature:literal, $conn:ty, $ddl:literal, $begin:ident) => {
-        #[cfg(feature = $feature)]
-        impl KeyStoreConnection for $conn {}
-
-        #[cfg(feature = $feature)]
-        impl sealed::Tables for $conn {
-            fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
-            where
-                F: FnOnce(&mut Self) -> Result<T, E>,
-                E: From<diesel::result::Error>,
-            {
-                self.$begin(f)
-            }
-            fn install_keystore_schema(&mut self) -> QueryResult<()> {
-                diesel::connection::SimpleConnection::batch_execute(self, include_str!($ddl))
-            }
-            fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>> {
-                fieldseal_keyring::table
-                    .find(1)
-                    .select(KeyringRow::as_select())
-                    .first(self)
-                    .optional()
-            }
-            fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>> {
-                fieldseal_keys::table
-                    .select(KeyRow::as_select())
-                    .order((fieldseal_keys::purpose, fieldseal_keys::id))
-                    .load(self)
-            }
-            fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()> {
-                diesel::insert_into(fieldseal_keyring::table)
-                    .values(row.clone())
-                    .execute(self)
-                    .map(drop)
-            }
-            fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
-                diesel::insert_into(fieldseal_keys::table)
-                    .values(row.clone())
-                    .execute(self)
-                    .map(drop)
-            }
-            fn lock_keyring(&mut self) -> QueryResult<()> {
-                diesel::update(fieldseal_keyring::table.find(1))
-                    .set(fieldseal_keyring::created_at.eq(fieldseal_keyring::created_at))
-                    .execute(self)
-                    .map(drop)
-            }
-            fn update_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()> {
-                diesel::update(fieldseal_keyring::table.find(row.id))
-                    .set((
-                        fieldseal_keyring::kdf_salt.eq(&row.kdf_salt),
-                        fieldseal_keyring::kdf_m_cost.eq(row.kdf_m_cost),
-                        fieldseal_keyring::kdf_t_cost.eq(row.kdf_t_cost),
-                        fieldseal_keyring::kdf_p_cost.eq(row.kdf_p_cost),
-                        fieldseal_keyring::key_check.eq(&row.key_check),
-                    ))
-                    .execute(self)
-                    .map(drop)
-            }
-            fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
-                diesel::update(fieldseal_keys::table.find((&row.purpose, row.id)))
-                    .set((
-                        fieldseal_keys::wrapped.eq(&row.wrapped),
-                        fieldseal_keys::state.eq(&row.state),
-                    ))
-                    .execute(self)
-                    .map(drop)
-            }
-        }
-    };
-}
-
-impl_keystore_connection!(
-    "mysql",
-    diesel::MysqlConnection,
-    "../sql/mysql.sql",
-    transaction
-);
-impl_keystore_connection!(
-    "sqlite",
-    diesel::SqliteConnection,
-    "../sql/sqlite.sql",
-    immediate_transaction
-);
-impl_keystore_connection!(
-    "postgres",
-    diesel::PgConnection,
-    "../sql/postgres.sql",
-    transaction
-);
-
-/// A backend the key store's DDL is written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SqlDialect {
-    /// MySQL and MariaDB.
-    Mysql,
-    /// SQLite.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-}
-
-/// The DDL that creates the key store's two tables on `dialect` (what
-/// [`KeyStore::install_schema`] runs), for a migration of your own.
-/// Idempotent: every statement is `CREATE TABLE IF NOT EXISTS`.
-pub fn schema_sql(dialect: SqlDialect) -> &'static str {
-    match dialect {
-        SqlDialect::Mysql => include_str!("../sql/mysql.sql"),
-        SqlDialect::Sqlite => include_str!("../sql/sqlite.sql"),
-        SqlDialect::Postgres => include_str!("../sql/postgres.sql"),
-    }
-}
-
-/// Creates and unlocks the key store.
+/// Creates, unlocks and changes the key store.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyStore;
 
+/// One unwrapped key with its stored facts.
+struct OpenKey {
+    purpose: &'static str,
+    id: u32,
+    state: String,
+    created_at: i64,
+    key: SecretKey,
+}
+
+/// The key store as read, checked and unwrapped.
+struct Opened {
+    row: KeyringRow,
+    master: SecretKey,
+    keys: Vec<OpenKey>,
+}
+
+/// What a write makes of the unwrapped key list.
+struct Change {
+    keys: Vec<OpenKey>,
+    /// A new master key, salt and parameters (a passphrase change).
+    new_master: Option<(SecretKey, [u8; 16], KdfParams)>,
+}
+
 impl KeyStore {
-    /// Creates the key store tables if they are missing.
+    /// Creates the key store tables if they are missing, and upgrades a
+    /// format-1 `fieldseal_keyring` table to format 2. Safe to run on
+    /// every start. (MySQL commits DDL implicitly: call it outside a
+    /// transaction.)
     ///
     /// # Errors
     /// [`Error::Database`].
@@ -288,88 +126,95 @@ impl KeyStore {
     /// 1), wrapped under the master key from `secret`, in one transaction.
     ///
     /// # Errors
-    /// [`Error::KeyStore`] if the database already has a keyring;
-    /// [`Error::Database`].
+    /// [`Error::WeakPassphrase`] for a passphrase under 8 characters;
+    /// [`KeyStoreError::KdfParams`] for parameters outside
+    /// [`KdfParams::FLOOR`]..[`KdfParams::CEILING`];
+    /// [`KeyStoreError::AlreadyInitialized`] if the database already has a
+    /// keyring (another process may have just made it); [`Error::Database`].
     pub fn create<C: KeyStoreConnection>(
         conn: &mut C,
         secret: &MasterSecret,
         params: KdfParams,
     ) -> Result<Keyring> {
+        secret.check_strength()?;
+        params.check()?;
         let salt = master::new_salt();
         let master_key = secret.derive(&salt, params)?;
         let now = unix_now();
-        let data_key = SecretKey::generate();
-        let index_key = SecretKey::generate();
-        let as_i32 = |v: u32| {
-            i32::try_from(v)
-                .map_err(|_| KeyStoreError::KdfParams("a parameter is too large".into()))
-        };
-        let keyring_row = KeyringRow {
+        let keys = vec![
+            OpenKey {
+                purpose: PURPOSE_DATA,
+                id: 1,
+                state: STATE_ACTIVE.into(),
+                created_at: now,
+                key: SecretKey::generate(),
+            },
+            OpenKey {
+                purpose: PURPOSE_INDEX,
+                id: 1,
+                state: STATE_ACTIVE.into(),
+                created_at: now,
+                key: SecretKey::generate(),
+            },
+        ];
+        let keyring_id = master::new_keyring_id().to_vec();
+        let key_rows = wrap_all(&master_key, &keyring_id, &keys);
+        let row = KeyringRow {
             id: 1,
             kdf_salt: salt.to_vec(),
-            kdf_m_cost: as_i32(params.m_cost_kib)?,
-            kdf_t_cost: as_i32(params.t_cost)?,
-            kdf_p_cost: as_i32(params.p_cost)?,
+            kdf_m_cost: to_i32(params.m_cost_kib)?,
+            kdf_t_cost: to_i32(params.t_cost)?,
+            kdf_p_cost: to_i32(params.p_cost)?,
             key_check: master::key_check_value(&master_key),
             created_at: now,
+            version: 1,
+            key_list_mac: Some(list_mac(&master_key, &keyring_id, 1, &key_rows)),
+            keyring_id: Some(keyring_id),
         };
-        let rows =
-            [(PURPOSE_DATA, &data_key), (PURPOSE_INDEX, &index_key)].map(|(purpose, key)| KeyRow {
-                purpose: purpose.to_owned(),
-                id: 1,
-                wrapped: master::wrap_key(&master_key, purpose, 1, key),
-                state: STATE_ACTIVE.to_owned(),
-                created_at: now,
-            });
-        conn.write_transaction(|conn| {
+        let inserted = conn.write_transaction(|conn| {
             if conn.load_keyring_row()?.is_some() {
                 return Err(KeyStoreError::AlreadyInitialized.into());
             }
-            conn.insert_keyring_row(&keyring_row)?;
-            rows.iter().try_for_each(|row| conn.insert_key_row(row))?;
-            Ok(())
-        })
-        .map_err(|e| match e {
-            Error::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
+            conn.insert_keyring_row(&row)?;
+            key_rows.iter().try_for_each(|r| conn.insert_key_row(r))?;
+            Ok::<_, Error>(())
+        });
+        match inserted {
+            Ok(()) => to_keyring(keys),
+            // Another process inserted the row first: on one server a
+            // duplicate key, on a cluster a certification conflict.
+            Err(Error::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation
+                | diesel::result::DatabaseErrorKind::SerializationFailure,
                 _,
-            )) => KeyStoreError::AlreadyInitialized.into(),
-            other => other,
-        })?;
-        Keyring::new([(1, data_key)], [(1, index_key)])
+            ))) => Err(KeyStoreError::AlreadyInitialized.into()),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Unlocks the stored keys with the master key from `secret`.
+    /// Unlocks the stored keys with the master key from `secret`, after
+    /// checking the key table as a whole. A format-1 key table is upgraded
+    /// to format 2 on the way (a write).
     ///
     /// # Errors
     /// [`Error::WrongMasterKey`] at once when the key check value does not
-    /// match; [`Error::CorruptWrappedKey`] when a wrapped key was altered;
-    /// [`Error::KeyStore`] when no keyring exists.
+    /// match; [`Error::KeyTableAltered`] when the key list is not the one
+    /// its MAC covers; [`Error::CorruptWrappedKey`] when a wrapped key was
+    /// altered or copied from elsewhere; [`KeyStoreError::NotInitialized`]
+    /// when no keyring exists; [`KeyStoreError::KdfParams`] when the stored
+    /// parameters are out of bounds.
     pub fn unlock<C: KeyStoreConnection>(conn: &mut C, secret: &MasterSecret) -> Result<Keyring> {
-        let row = conn
-            .load_keyring_row()?
-            .ok_or(KeyStoreError::NotInitialized)?;
-        let master_key = secret.derive(&row.kdf_salt, stored_params(&row)?)?;
-        if !master::verify_key_check(&master_key, &row.key_check) {
-            return Err(Error::WrongMasterKey);
+        let opened = open(conn, secret, None)?;
+        if opened.row.keyring_id.is_none() {
+            // Format 1: bind and authenticate it now.
+            return write(conn, secret, |keys| {
+                Ok(Change {
+                    keys,
+                    new_master: None,
+                })
+            });
         }
-        let mut data = Vec::new();
-        let mut index = Vec::new();
-        for key in conn.load_key_rows()? {
-            let id = key_id(key.id)?;
-            match key.purpose.as_str() {
-                PURPOSE_DATA => data.push((
-                    id,
-                    master::unwrap_key(&master_key, PURPOSE_DATA, id, &key.wrapped)?,
-                )),
-                PURPOSE_INDEX => index.push((
-                    id,
-                    master::unwrap_key(&master_key, PURPOSE_INDEX, id, &key.wrapped)?,
-                )),
-                other => return Err(KeyStoreError::UnknownPurpose(other.to_owned()).into()),
-            }
-        }
-        Keyring::new(data, index).map_err(|_| KeyStoreError::NoDataKey.into())
+        to_keyring(opened.keys)
     }
 
     /// Unlocks the keyring, creating it first if the database has none.
@@ -387,35 +232,34 @@ impl KeyStore {
         }
         match Self::create(conn, secret, params) {
             Ok(keyring) => Ok((keyring, true)),
-            // Another process created it between our check and our insert.
-            Err(Error::KeyStore(KeyStoreError::AlreadyInitialized))
-                if Self::is_initialized(conn)? =>
-            {
+            Err(Error::KeyStore(KeyStoreError::AlreadyInitialized)) => {
                 Self::unlock(conn, secret).map(|k| (k, false))
             }
             Err(e) => Err(e),
         }
     }
-}
 
-impl KeyStore {
     /// The master key from `secret` (Argon2id of a passphrase, or the key
     /// itself), checked against the stored key check value. Keep it as
     /// `MasterSecret::Key` to unlock again later without the passphrase.
     ///
     /// # Errors
-    /// [`Error::WrongMasterKey`]; [`Error::KeyStore`] without a keyring.
+    /// [`Error::WrongMasterKey`]; [`KeyStoreError::NotInitialized`].
     pub fn derive_master_key<C: KeyStoreConnection>(
         conn: &mut C,
         secret: &MasterSecret,
     ) -> Result<SecretKey> {
-        master_key(conn, secret).map(|(_, key)| key)
+        let row = conn
+            .load_keyring_row()?
+            .ok_or(KeyStoreError::NotInitialized)?;
+        derive_checked(&row, secret)
     }
 
-    /// The stored keys' ids, states and ages.
+    /// The stored keys' ids, states and ages (read as they are, without
+    /// the master key: for reports).
     ///
     /// # Errors
-    /// [`Error::Database`], [`Error::KeyStore`] for an id out of range.
+    /// [`Error::Database`], [`KeyStoreError::KeyIdOutOfRange`].
     pub fn keys<C: KeyStoreConnection>(conn: &mut C) -> Result<Vec<KeyInfo>> {
         conn.load_key_rows()?
             .into_iter()
@@ -430,17 +274,42 @@ impl KeyStore {
             .collect()
     }
 
+    /// The Argon2id parameters the stored master key was derived with.
+    ///
+    /// # Errors
+    /// [`KeyStoreError::NotInitialized`]; [`Error::Database`].
+    pub fn kdf_params<C: KeyStoreConnection>(conn: &mut C) -> Result<KdfParams> {
+        let row = conn
+            .load_keyring_row()?
+            .ok_or(KeyStoreError::NotInitialized)?;
+        stored_params(&row)
+    }
+
+    /// The key store's version: it changes with every write, so a
+    /// long-running process compares it to know when to unlock again (a
+    /// key another process added).
+    ///
+    /// # Errors
+    /// [`KeyStoreError::NotInitialized`]; [`Error::Database`].
+    pub fn version<C: KeyStoreConnection>(conn: &mut C) -> Result<i64> {
+        Ok(conn
+            .load_keyring_row()?
+            .ok_or(KeyStoreError::NotInitialized)?
+            .version)
+    }
+
     /// Adds a new data key, one above the highest id, and makes it the
     /// active one (the previous active key becomes decrypt-only). Returns
     /// the unlocked keyring with the new key.
     ///
     /// # Errors
-    /// [`Error::WrongMasterKey`] and the errors of [`KeyStore::unlock`].
+    /// As [`KeyStore::unlock`]; [`Error::KeyStoreContended`] when other
+    /// writers kept changing the key store.
     pub fn add_data_key<C: KeyStoreConnection>(
         conn: &mut C,
         secret: &MasterSecret,
     ) -> Result<Keyring> {
-        Self::add_key(conn, secret, PURPOSE_DATA)
+        add_key(conn, secret, PURPOSE_DATA)
     }
 
     /// Adds a new blind-index key version and makes it current (the
@@ -453,155 +322,353 @@ impl KeyStore {
         conn: &mut C,
         secret: &MasterSecret,
     ) -> Result<Keyring> {
-        Self::add_key(conn, secret, PURPOSE_INDEX)
+        add_key(conn, secret, PURPOSE_INDEX)
     }
 
-    fn add_key<C: KeyStoreConnection>(
-        conn: &mut C,
-        secret: &MasterSecret,
-        purpose: &'static str,
-    ) -> Result<Keyring> {
-        conn.write_transaction(|conn| {
-            // Lock first, then check the master key: a passphrase change
-            // that committed meanwhile makes this one fail as a wrong
-            // key instead of storing a key wrapped under the old master.
-            conn.lock_keyring()?;
-            let (_, master_key) = master_key(conn, secret)?;
-            let rows = conn.load_key_rows()?;
-            let next = rows
-                .iter()
-                .filter(|r| r.purpose == purpose)
-                .map(|r| r.id)
-                .max()
-                .unwrap_or(0)
-                + 1;
-            let id = key_id(next)?;
-            for mut row in rows
-                .into_iter()
-                .filter(|r| r.purpose == purpose && r.state == STATE_ACTIVE)
-            {
-                row.state = STATE_DECRYPT_ONLY.to_owned();
-                conn.update_key_row(&row)?;
-            }
-            let key = SecretKey::generate();
-            conn.insert_key_row(&KeyRow {
-                purpose: purpose.to_owned(),
-                id: next,
-                wrapped: master::wrap_key(&master_key, purpose, id, &key),
-                state: STATE_ACTIVE.to_owned(),
-                created_at: unix_now(),
-            })?;
-            Ok::<_, Error>(())
-        })?;
-        Self::unlock(conn, secret)
-    }
-
-    /// Marks every data key not in `keep` as retired (after a rotation
-    /// re-encrypted all rows; keep the active key and any that rows still
-    /// use).
+    /// Marks every data key not in `keep` (and not active) as retired,
+    /// after a rotation re-encrypted all rows. Returns the ids retired now.
     ///
     /// # Errors
-    /// [`Error::Database`].
+    /// As [`KeyStore::add_data_key`].
     pub fn retire_data_keys_except<C: KeyStoreConnection>(
         conn: &mut C,
+        secret: &MasterSecret,
         keep: &[u32],
     ) -> Result<Vec<u32>> {
-        Self::retire_keys_except(conn, PURPOSE_DATA, keep)
+        retire(conn, secret, PURPOSE_DATA, keep)
     }
 
-    /// Marks every index key version not in `keep` as retired (after every
-    /// row was re-indexed under the current one).
+    /// Marks every index key version not in `keep` (and not current) as
+    /// retired, after every row was re-indexed under the current one.
     ///
     /// # Errors
-    /// [`Error::Database`].
+    /// As [`KeyStore::add_data_key`].
     pub fn retire_index_keys_except<C: KeyStoreConnection>(
         conn: &mut C,
+        secret: &MasterSecret,
         keep: &[u32],
     ) -> Result<Vec<u32>> {
-        Self::retire_keys_except(conn, PURPOSE_INDEX, keep)
-    }
-
-    fn retire_keys_except<C: KeyStoreConnection>(
-        conn: &mut C,
-        purpose: &str,
-        keep: &[u32],
-    ) -> Result<Vec<u32>> {
-        conn.write_transaction(|conn| {
-            let mut retired = Vec::new();
-            for mut row in conn.load_key_rows()? {
-                if row.purpose == purpose
-                    && !keep.iter().any(|&k| i64::from(k) == row.id)
-                    && row.state != STATE_RETIRED
-                {
-                    row.state = STATE_RETIRED.to_owned();
-                    conn.update_key_row(&row)?;
-                    retired.push(key_id(row.id)?);
-                }
-            }
-            Ok(retired)
-        })
+        retire(conn, secret, PURPOSE_INDEX, keep)
     }
 
     /// Re-wraps every stored key under the master key from `new`, with a
-    /// fresh salt, in one transaction. No row of data is touched; the old
-    /// passphrase or master key stops working.
+    /// fresh salt and `params`, in one transaction. No row of data is
+    /// touched; the old passphrase or master key stops working.
     ///
     /// # Errors
+    /// [`Error::WeakPassphrase`] for a new passphrase under 8 characters;
     /// [`Error::WrongMasterKey`] when `old` is wrong (nothing changes);
-    /// [`Error::CorruptWrappedKey`]; [`Error::Database`].
+    /// as [`KeyStore::add_data_key`].
     pub fn change_master<C: KeyStoreConnection>(
         conn: &mut C,
         old: &MasterSecret,
         new: &MasterSecret,
         params: KdfParams,
     ) -> Result<()> {
+        new.check_strength()?;
+        params.check()?;
         let salt = master::new_salt();
         let new_key = new.derive(&salt, params)?;
-        let as_i32 = |v: u32| {
-            i32::try_from(v)
-                .map_err(|_| KeyStoreError::KdfParams("a parameter is too large".into()))
-        };
-        conn.write_transaction(|conn| {
-            // Under the lock, so a concurrent rotation's new key is either
-            // already here (and re-wrapped) or waits and then fails the check.
-            conn.lock_keyring()?;
-            let (mut keyring_row, old_key) = master_key(conn, old)?;
-            keyring_row.kdf_salt = salt.to_vec();
-            keyring_row.kdf_m_cost = as_i32(params.m_cost_kib)?;
-            keyring_row.kdf_t_cost = as_i32(params.t_cost)?;
-            keyring_row.kdf_p_cost = as_i32(params.p_cost)?;
-            keyring_row.key_check = master::key_check_value(&new_key);
-            for mut row in conn.load_key_rows()? {
-                let id = key_id(row.id)?;
-                let purpose = match row.purpose.as_str() {
-                    PURPOSE_DATA => PURPOSE_DATA,
-                    PURPOSE_INDEX => PURPOSE_INDEX,
-                    other => return Err(KeyStoreError::UnknownPurpose(other.to_owned()).into()),
-                };
-                let key = master::unwrap_key(&old_key, purpose, id, &row.wrapped)?;
-                row.wrapped = master::wrap_key(&new_key, purpose, id, &key);
-                conn.update_key_row(&row)?;
-            }
-            conn.update_keyring_row(&keyring_row)?;
-            Ok(())
+        let mut new_key = Some(new_key);
+        write(conn, old, |keys| {
+            let key = new_key
+                .take()
+                .map_or_else(|| new.derive(&salt, params), Ok)?;
+            Ok(Change {
+                keys,
+                new_master: Some((key, salt, params)),
+            })
         })
+        .map(drop)
     }
 }
 
-/// The keyring row and the master key from `secret`, checked against the
-/// stored key check value.
-fn master_key<C: KeyStoreConnection>(
+fn add_key<C: KeyStoreConnection>(
     conn: &mut C,
     secret: &MasterSecret,
-) -> Result<(KeyringRow, SecretKey)> {
-    let row = conn
-        .load_keyring_row()?
-        .ok_or(KeyStoreError::NotInitialized)?;
-    let key = secret.derive(&row.kdf_salt, stored_params(&row)?)?;
+    purpose: &'static str,
+) -> Result<Keyring> {
+    write(conn, secret, |mut keys| {
+        let next = keys
+            .iter()
+            .filter(|k| k.purpose == purpose)
+            .map(|k| k.id)
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or(KeyStoreError::KeyIdOutOfRange(i64::from(u32::MAX) + 1))?;
+        for k in keys
+            .iter_mut()
+            .filter(|k| k.purpose == purpose && k.state == STATE_ACTIVE)
+        {
+            k.state = STATE_DECRYPT_ONLY.into();
+        }
+        keys.push(OpenKey {
+            purpose,
+            id: next,
+            state: STATE_ACTIVE.into(),
+            created_at: unix_now(),
+            key: SecretKey::generate(),
+        });
+        Ok(Change {
+            keys,
+            new_master: None,
+        })
+    })
+}
+
+fn retire<C: KeyStoreConnection>(
+    conn: &mut C,
+    secret: &MasterSecret,
+    purpose: &str,
+    keep: &[u32],
+) -> Result<Vec<u32>> {
+    let mut retired = Vec::new();
+    write(conn, secret, |mut keys| {
+        retired.clear();
+        for k in keys.iter_mut().filter(|k| {
+            k.purpose == purpose && k.state == STATE_DECRYPT_ONLY && !keep.contains(&k.id)
+        }) {
+            k.state = STATE_RETIRED.into();
+            retired.push(k.id);
+        }
+        Ok(Change {
+            keys,
+            new_master: None,
+        })
+    })?;
+    Ok(retired)
+}
+
+/// Reads the keyring row and key rows as one consistent state: the
+/// version is read before and after the key rows, and every write changes
+/// it, so equal versions mean no write came in between.
+fn snapshot<C: KeyStoreConnection>(conn: &mut C) -> Result<(KeyringRow, Vec<KeyRow>)> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let row = conn
+            .load_keyring_row()?
+            .ok_or(KeyStoreError::NotInitialized)?;
+        let keys = conn.load_key_rows()?;
+        let again = conn
+            .load_keyring_row()?
+            .ok_or(KeyStoreError::NotInitialized)?;
+        if again.version == row.version && again.key_list_mac == row.key_list_mac {
+            return Ok((row, keys));
+        }
+        backoff(1);
+    }
+    Err(Error::KeyStoreContended {
+        attempts: WRITE_ATTEMPTS,
+    })
+}
+
+/// The master key from `secret`, checked against the row's key check.
+fn derive_checked(row: &KeyringRow, secret: &MasterSecret) -> Result<SecretKey> {
+    let key = secret.derive(&row.kdf_salt, stored_params(row)?)?;
     if !master::verify_key_check(&key, &row.key_check) {
         return Err(Error::WrongMasterKey);
     }
-    Ok((row, key))
+    Ok(key)
+}
+
+/// Reads, checks and unwraps the key store. `known` is a master key this
+/// process derived before for the same salt (to spare Argon2 on a retry).
+fn open<C: KeyStoreConnection>(
+    conn: &mut C,
+    secret: &MasterSecret,
+    known: Option<(&[u8], &SecretKey)>,
+) -> Result<Opened> {
+    let (row, key_rows) = snapshot(conn)?;
+    let master = match known {
+        Some((salt, key))
+            if salt == row.kdf_salt.as_slice() && master::verify_key_check(key, &row.key_check) =>
+        {
+            key.duplicate()
+        }
+        _ => derive_checked(&row, secret)?,
+    };
+    if let Some(keyring_id) = &row.keyring_id {
+        let listed: Vec<ListedKey<'_>> = key_rows
+            .iter()
+            .map(|r| {
+                Ok(ListedKey {
+                    purpose: r.purpose.as_str(),
+                    id: key_id(r.id)?,
+                    state: r.state.as_str(),
+                    wrapped: &r.wrapped,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let mac = row.key_list_mac.as_deref().unwrap_or_default();
+        if !master::verify_key_list_mac(&master, keyring_id, row.version, &listed, mac) {
+            return Err(Error::KeyTableAltered);
+        }
+    }
+    let mut keys = Vec::with_capacity(key_rows.len());
+    for r in &key_rows {
+        let purpose = match r.purpose.as_str() {
+            PURPOSE_DATA => PURPOSE_DATA,
+            PURPOSE_INDEX => PURPOSE_INDEX,
+            other => return Err(KeyStoreError::UnknownPurpose(other.to_owned()).into()),
+        };
+        let id = key_id(r.id)?;
+        let binding = Binding {
+            keyring: row.keyring_id.as_deref(),
+            purpose,
+            id,
+        };
+        keys.push(OpenKey {
+            purpose,
+            id,
+            state: r.state.clone(),
+            created_at: r.created_at,
+            key: master::unwrap_key(&master, binding, &r.wrapped)?,
+        });
+    }
+    Ok(Opened { row, master, keys })
+}
+
+/// One key-store write: read and check the current state, let `change`
+/// compute the new key list, then write it with a compare-and-swap on the
+/// version. A writer that lost the swap (or whose transaction the server
+/// aborted as a deadlock or a cluster conflict) reads again and applies
+/// its change to the new state. Returns the keyring as written.
+fn write<C, F>(conn: &mut C, secret: &MasterSecret, mut change: F) -> Result<Keyring>
+where
+    C: KeyStoreConnection,
+    F: FnMut(Vec<OpenKey>) -> Result<Change>,
+{
+    let mut known: Option<(Vec<u8>, SecretKey)> = None;
+    for attempt in 0..WRITE_ATTEMPTS {
+        let opened = open(
+            conn,
+            secret,
+            known.as_ref().map(|(salt, key)| (salt.as_slice(), key)),
+        )?;
+        known = Some((opened.row.kdf_salt.clone(), opened.master.duplicate()));
+        let expected = opened.row.version;
+        let Change { keys, new_master } = change(opened.keys)?;
+        let keyring_id = opened
+            .row
+            .keyring_id
+            .clone()
+            .unwrap_or_else(|| master::new_keyring_id().to_vec());
+        let mut row = opened.row.clone();
+        let master_key = match new_master {
+            Some((key, salt, params)) => {
+                row.kdf_salt = salt.to_vec();
+                row.kdf_m_cost = to_i32(params.m_cost_kib)?;
+                row.kdf_t_cost = to_i32(params.t_cost)?;
+                row.kdf_p_cost = to_i32(params.p_cost)?;
+                row.key_check = master::key_check_value(&key);
+                key
+            }
+            None => opened.master.duplicate(),
+        };
+        let key_rows = wrap_all(&master_key, &keyring_id, &keys);
+        row.version = expected + 1;
+        row.key_list_mac = Some(list_mac(&master_key, &keyring_id, row.version, &key_rows));
+        row.keyring_id = Some(keyring_id);
+        let stored: Vec<(String, i64)> = snapshot_ids(conn)?;
+        let written = conn.write_transaction(|conn| {
+            // The swap first: a concurrent writer waits on this row and
+            // then finds the version moved on.
+            if !conn.swap_keyring_row(&row, expected)? {
+                return Ok(false);
+            }
+            for r in &key_rows {
+                if stored.iter().any(|(p, id)| *p == r.purpose && *id == r.id) {
+                    conn.update_key_row(r)?;
+                } else {
+                    conn.insert_key_row(r)?;
+                }
+            }
+            Ok::<_, Error>(true)
+        });
+        match written {
+            Ok(true) => return to_keyring(keys),
+            Ok(false) => {}
+            Err(Error::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::SerializationFailure
+                | diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ))) => {}
+            Err(e) => return Err(e),
+        }
+        backoff(attempt);
+    }
+    Err(Error::KeyStoreContended {
+        attempts: WRITE_ATTEMPTS,
+    })
+}
+
+fn snapshot_ids<C: KeyStoreConnection>(conn: &mut C) -> Result<Vec<(String, i64)>> {
+    Ok(conn
+        .load_key_rows()?
+        .into_iter()
+        .map(|r| (r.purpose, r.id))
+        .collect())
+}
+
+/// Every key wrapped under `master`, bound to `keyring_id`.
+fn wrap_all(master: &SecretKey, keyring_id: &[u8], keys: &[OpenKey]) -> Vec<KeyRow> {
+    keys.iter()
+        .map(|k| KeyRow {
+            purpose: k.purpose.to_owned(),
+            id: i64::from(k.id),
+            wrapped: master::wrap_key(
+                master,
+                Binding {
+                    keyring: Some(keyring_id),
+                    purpose: k.purpose,
+                    id: k.id,
+                },
+                &k.key,
+            ),
+            state: k.state.clone(),
+            created_at: k.created_at,
+        })
+        .collect()
+}
+
+fn list_mac(master: &SecretKey, keyring_id: &[u8], version: i64, rows: &[KeyRow]) -> Vec<u8> {
+    let listed: Vec<ListedKey<'_>> = rows
+        .iter()
+        .map(|r| ListedKey {
+            purpose: r.purpose.as_str(),
+            id: u32::try_from(r.id).unwrap_or(u32::MAX),
+            state: r.state.as_str(),
+            wrapped: &r.wrapped,
+        })
+        .collect();
+    master::key_list_mac(master, keyring_id, version, &listed)
+}
+
+/// The keyring from unwrapped keys: the highest id of each purpose is the
+/// active one, as every write keeps it.
+fn to_keyring(keys: Vec<OpenKey>) -> Result<Keyring> {
+    let mut data = Vec::new();
+    let mut index = Vec::new();
+    for k in keys {
+        match k.purpose {
+            PURPOSE_DATA => data.push((k.id, k.key)),
+            _ => index.push((k.id, k.key)),
+        }
+    }
+    Keyring::new(data, index).map_err(|_| KeyStoreError::NoDataKey.into())
+}
+
+/// Jittered exponential backoff between attempts: 5 ms doubling, up to
+/// about half a second, times a random factor from 0.5 to 1.5.
+fn backoff(attempt: u32) {
+    use aes_gcm::aead::{rand_core::RngCore, OsRng};
+    let base = 5u64 << attempt.min(7);
+    let jitter = 500 + u64::from(OsRng.next_u32() % 1000);
+    std::thread::sleep(std::time::Duration::from_millis(base * jitter / 1000));
+}
+
+fn to_i32(v: u32) -> Result<i32> {
+    i32::try_from(v).map_err(|_| KeyStoreError::KdfParams("a parameter is too large".into()).into())
 }
 
 fn key_id(id: i64) -> Result<u32> {
@@ -613,11 +680,13 @@ fn stored_params(row: &KeyringRow) -> Result<KdfParams> {
         u32::try_from(v)
             .map_err(|_| KeyStoreError::KdfParams("a stored parameter is negative".into()))
     };
-    Ok(KdfParams {
+    let params = KdfParams {
         m_cost_kib: as_u32(row.kdf_m_cost)?,
         t_cost: as_u32(row.kdf_t_cost)?,
         p_cost: as_u32(row.kdf_p_cost)?,
-    })
+    };
+    params.check()?;
+    Ok(params)
 }
 
 fn unix_now() -> i64 {
@@ -625,4 +694,80 @@ fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[cfg(feature = "sqlite")]
+mod tests {
+    use super::tables::sealed::Tables as _;
+    use super::*;
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+
+    crate::context!(TC = "t.c");
+
+    /// A key table exactly as format 1 wrote it: no keyring id, no MAC,
+    /// wraps bound to purpose and id only.
+    fn format_1_store(conn: &mut SqliteConnection, master: &SecretKey) -> Keyring {
+        conn.batch_execute(include_str!("../../sql/sqlite.sql"))
+            .unwrap();
+        let (data, index) = (SecretKey::generate(), SecretKey::generate());
+        let wrap = |purpose, key: &SecretKey| {
+            master::wrap_key(
+                master,
+                Binding {
+                    keyring: None,
+                    purpose,
+                    id: 1,
+                },
+                key,
+            )
+        };
+        diesel::sql_query(
+            "INSERT INTO fieldseal_keyring (id, kdf_salt, kdf_m_cost, kdf_t_cost, kdf_p_cost, \
+             key_check, created_at) VALUES (1, x'00', 19456, 2, 1, ?, 0)",
+        )
+        .bind::<diesel::sql_types::Binary, _>(master::key_check_value(master))
+        .execute(conn)
+        .unwrap();
+        for (purpose, key) in [(PURPOSE_DATA, &data), (PURPOSE_INDEX, &index)] {
+            diesel::sql_query(
+                "INSERT INTO fieldseal_keys (purpose, id, wrapped, state, created_at) \
+                 VALUES (?, 1, ?, 'active', 0)",
+            )
+            .bind::<diesel::sql_types::Text, _>(purpose)
+            .bind::<diesel::sql_types::Binary, _>(wrap(purpose, key))
+            .execute(conn)
+            .unwrap();
+        }
+        Keyring::new([(1, data)], [(1, index)]).unwrap()
+    }
+
+    #[test]
+    fn a_format_1_key_table_is_upgraded_by_the_first_unlock() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap();
+        let master = SecretKey::generate();
+        let old = format_1_store(&mut conn, &master);
+        let sealed = old.seal::<TC, _>("kept").unwrap();
+
+        KeyStore::install_schema(&mut conn).unwrap();
+        KeyStore::install_schema(&mut conn).expect("repeatable");
+        let secret = MasterSecret::Key(master.duplicate());
+        let ring = KeyStore::unlock(&mut conn, &secret).unwrap();
+        assert_eq!(ring.open::<_, String>(&sealed).unwrap(), "kept");
+
+        let row = conn.load_keyring_row().unwrap().unwrap();
+        assert_eq!(row.version, 1);
+        assert_eq!(row.keyring_id.as_ref().map(Vec::len), Some(16));
+        assert!(row.key_list_mac.is_some());
+        // From now on the table is authenticated: format 2 on every path.
+        let again = KeyStore::unlock(&mut conn, &secret).unwrap();
+        assert_eq!(again.open::<_, String>(&sealed).unwrap(), "kept");
+        conn.batch_execute("DELETE FROM fieldseal_keys WHERE purpose = 'index'")
+            .unwrap();
+        assert!(matches!(
+            KeyStore::unlock(&mut conn, &secret).unwrap_err(),
+            Error::KeyTableAltered
+        ));
+    }
 }

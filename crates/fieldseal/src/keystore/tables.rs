@@ -1,0 +1,246 @@
+//! The key store's two tables on each backend: their Diesel schema, their
+//! rows, their DDL, and the few queries the key store runs on them.
+
+use diesel::prelude::*;
+
+diesel::table! {
+    fieldseal_keyring (id) {
+        id -> Integer,
+        kdf_salt -> Binary,
+        kdf_m_cost -> Integer,
+        kdf_t_cost -> Integer,
+        kdf_p_cost -> Integer,
+        key_check -> Binary,
+        created_at -> BigInt,
+        keyring_id -> Nullable<Binary>,
+        version -> BigInt,
+        key_list_mac -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    fieldseal_keys (purpose, id) {
+        purpose -> Text,
+        id -> BigInt,
+        wrapped -> Binary,
+        state -> Text,
+        created_at -> BigInt,
+    }
+}
+
+/// The single `fieldseal_keyring` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = fieldseal_keyring, treat_none_as_null = true)]
+#[doc(hidden)]
+pub struct KeyringRow {
+    /// Always 1.
+    pub id: i32,
+    /// Argon2id salt.
+    pub kdf_salt: Vec<u8>,
+    /// Argon2id memory cost, KiB.
+    pub kdf_m_cost: i32,
+    /// Argon2id iterations.
+    pub kdf_t_cost: i32,
+    /// Argon2id lanes.
+    pub kdf_p_cost: i32,
+    /// HMAC-SHA256 key check value of the master key.
+    pub key_check: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Random id of this key store, bound into every wrapped key (format
+    /// 2); `NULL` in a key table from format 1.
+    pub keyring_id: Option<Vec<u8>>,
+    /// Bumped by every write: the compare-and-swap that serializes
+    /// writers, and part of the key-list MAC.
+    pub version: i64,
+    /// MAC over the whole key list (format 2); `NULL` in format 1.
+    pub key_list_mac: Option<Vec<u8>>,
+}
+
+/// One wrapped key.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = fieldseal_keys)]
+#[doc(hidden)]
+pub struct KeyRow {
+    /// `data` or `index`.
+    pub purpose: String,
+    /// Key id (data) or version (index).
+    pub id: i64,
+    /// The key wrapped under the master key.
+    pub wrapped: Vec<u8>,
+    /// `active`, `decrypt-only` or `retired`.
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A backend the key store's DDL is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SqlDialect {
+    /// MySQL and MariaDB.
+    Mysql,
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+macro_rules! ddl {
+    ($file:literal) => {
+        include_str!(concat!("../../sql/", $file))
+    };
+}
+
+/// The DDL of the key store's two tables on `dialect`, for a migration of
+/// your own: format 1's `CREATE TABLE IF NOT EXISTS`, then format 2's
+/// `ALTER TABLE … ADD COLUMN`. Run it once (the `ALTER` statements are
+/// not repeatable); [`KeyStore::install_schema`](crate::KeyStore::install_schema)
+/// is the repeatable way, and upgrades a format-1 table.
+pub fn schema_sql(dialect: SqlDialect) -> &'static str {
+    match dialect {
+        SqlDialect::Mysql => concat!(ddl!("mysql.sql"), ddl!("mysql-v2.sql")),
+        SqlDialect::Sqlite => concat!(ddl!("sqlite.sql"), ddl!("sqlite-v2.sql")),
+        SqlDialect::Postgres => concat!(ddl!("postgres.sql"), ddl!("postgres-v2.sql")),
+    }
+}
+
+/// A Diesel connection the key store can use: `MysqlConnection`,
+/// `SqliteConnection` or `PgConnection`, with the matching feature.
+/// Implemented by this crate only.
+pub trait KeyStoreConnection: Connection + sealed::Tables {}
+
+pub(crate) mod sealed {
+    use super::{KeyRow, KeyringRow};
+    use diesel::QueryResult;
+
+    /// The key store's queries on one backend (not public API).
+    pub trait Tables {
+        /// Creates the tables if they do not exist, and adds format 2's
+        /// columns to a format-1 table.
+        fn install_keystore_schema(&mut self) -> QueryResult<()>;
+        /// The keyring row, if the store is initialized.
+        fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>>;
+        /// Every key row, in (purpose, id) order.
+        fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>>;
+        /// Inserts the keyring row (fails if one exists).
+        fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()>;
+        /// Writes the keyring row only if its version is still `expected`:
+        /// the compare-and-swap every key-store write starts with. Returns
+        /// whether it was written.
+        fn swap_keyring_row(&mut self, row: &KeyringRow, expected: i64) -> QueryResult<bool>;
+        /// Inserts a key row.
+        fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+        /// Updates a key row's wrapped bytes and state.
+        fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+        /// A transaction that reads, then writes. On SQLite it takes the
+        /// write lock up front (`BEGIN IMMEDIATE`): a deferred transaction
+        /// that has read cannot wait for the lock.
+        fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+        where
+            F: FnOnce(&mut Self) -> Result<T, E>,
+            E: From<diesel::result::Error>;
+    }
+}
+
+macro_rules! impl_keystore_connection {
+    ($feature:literal, $conn:ty, $v1:literal, $v2:literal, $begin:ident) => {
+        #[cfg(feature = $feature)]
+        impl KeyStoreConnection for $conn {}
+
+        #[cfg(feature = $feature)]
+        impl sealed::Tables for $conn {
+            fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+            where
+                F: FnOnce(&mut Self) -> Result<T, E>,
+                E: From<diesel::result::Error>,
+            {
+                self.$begin(f)
+            }
+            fn install_keystore_schema(&mut self) -> QueryResult<()> {
+                use diesel::connection::SimpleConnection;
+                self.batch_execute(ddl!($v1))?;
+                // Format 2's columns: present, or added now.
+                let has_v2 = fieldseal_keyring::table
+                    .select((
+                        fieldseal_keyring::keyring_id,
+                        fieldseal_keyring::version,
+                        fieldseal_keyring::key_list_mac,
+                    ))
+                    .limit(0)
+                    .load::<(Option<Vec<u8>>, i64, Option<Vec<u8>>)>(self)
+                    .is_ok();
+                if !has_v2 {
+                    self.batch_execute(ddl!($v2))?;
+                }
+                Ok(())
+            }
+            fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>> {
+                fieldseal_keyring::table
+                    .find(1)
+                    .select(KeyringRow::as_select())
+                    .first(self)
+                    .optional()
+            }
+            fn load_key_rows(&mut self) -> QueryResult<Vec<KeyRow>> {
+                fieldseal_keys::table
+                    .select(KeyRow::as_select())
+                    .order((fieldseal_keys::purpose, fieldseal_keys::id))
+                    .load(self)
+            }
+            fn insert_keyring_row(&mut self, row: &KeyringRow) -> QueryResult<()> {
+                diesel::insert_into(fieldseal_keyring::table)
+                    .values(row.clone())
+                    .execute(self)
+                    .map(drop)
+            }
+            fn swap_keyring_row(&mut self, row: &KeyringRow, expected: i64) -> QueryResult<bool> {
+                diesel::update(
+                    fieldseal_keyring::table
+                        .filter(fieldseal_keyring::id.eq(row.id))
+                        .filter(fieldseal_keyring::version.eq(expected)),
+                )
+                .set(row.clone())
+                .execute(self)
+                .map(|n| n == 1)
+            }
+            fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
+                diesel::insert_into(fieldseal_keys::table)
+                    .values(row.clone())
+                    .execute(self)
+                    .map(drop)
+            }
+            fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
+                diesel::update(fieldseal_keys::table.find((&row.purpose, row.id)))
+                    .set((
+                        fieldseal_keys::wrapped.eq(&row.wrapped),
+                        fieldseal_keys::state.eq(&row.state),
+                    ))
+                    .execute(self)
+                    .map(drop)
+            }
+        }
+    };
+}
+
+impl_keystore_connection!(
+    "mysql",
+    diesel::MysqlConnection,
+    "mysql.sql",
+    "mysql-v2.sql",
+    transaction
+);
+impl_keystore_connection!(
+    "sqlite",
+    diesel::SqliteConnection,
+    "sqlite.sql",
+    "sqlite-v2.sql",
+    immediate_transaction
+);
+impl_keystore_connection!(
+    "postgres",
+    diesel::PgConnection,
+    "postgres.sql",
+    "postgres-v2.sql",
+    transaction
+);
