@@ -1,20 +1,14 @@
-//! Diesel schema of the application's tables (the key store's tables live
-//! in [`crate::keystore`]).
+//! Diesel schema of the application's tables: exactly the tables the
+//! migrations create, nothing else (the key store's tables belong to the
+//! library, see [`fieldseal::KeyStore`]).
+//!
+//! Kept by hand and backend-neutral: the same definitions compile for
+//! MySQL and SQLite. `diesel print-schema` prints each backend's own view
+//! to compare with (see the README, "Diesel CLI"), in the same order as
+//! here. SQLite's differs only in `id -> Nullable<BigInt>` (an `INTEGER
+//! PRIMARY KEY` is never NULL); MySQL's uses its own names (`Bigint`,
+//! `Varbinary`, `Varchar`) and `Datetime`, which SQLite does not support.
 #![allow(missing_docs)]
-
-diesel::table! {
-    users (id) {
-        id -> BigInt,
-        name -> Binary,
-        name_bidx -> Binary,
-        email -> Nullable<Binary>,
-        email_bidx -> Nullable<Binary>,
-        age -> Integer,
-        created_at -> Timestamp,
-        key_id -> BigInt,
-        bidx_version -> BigInt,
-    }
-}
 
 diesel::table! {
     fieldseal_imports (fingerprint) {
@@ -31,14 +25,17 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// Per-connection scratch table of a rotation batch on MySQL (a
-    /// TEMPORARY table, created by the rotation itself).
-    fieldseal_reseal (id) {
+    users (id) {
         id -> BigInt,
-        old_name -> Binary,
-        old_email -> Nullable<Binary>,
         name -> Binary,
+        name_bidx -> Binary,
         email -> Nullable<Binary>,
+        email_bidx -> Nullable<Binary>,
+        age -> Integer,
+        created_at -> Timestamp,
         key_id -> BigInt,
+        bidx_version -> BigInt,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(fieldseal_imports, users,);

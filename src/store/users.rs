@@ -297,6 +297,23 @@ pub fn reseal(db: &mut Db, rows: &[Reseal]) -> QueryResult<usize> {
     }
 }
 
+/// The scratch table of [`reseal_mysql`]. Not in [`super::schema`], which
+/// holds exactly the tables the migrations create: this one is a
+/// per-connection TEMPORARY table that the rotation creates itself, on
+/// MySQL only, so no migration (and no `diesel print-schema`) knows it.
+mod scratch {
+    diesel::table! {
+        fieldseal_reseal (id) {
+            id -> BigInt,
+            old_name -> Binary,
+            old_email -> Nullable<Binary>,
+            name -> Binary,
+            email -> Nullable<Binary>,
+            key_id -> BigInt,
+        }
+    }
+}
+
 /// MySQL: the whole batch as one compare-and-swap statement. The new and
 /// the read ciphertexts go into a per-connection TEMPORARY table (MEMORY
 /// engine: scratch space, emptied before each batch) with one multi-row
@@ -304,7 +321,7 @@ pub fn reseal(db: &mut Db, rows: &[Reseal]) -> QueryResult<usize> {
 /// are still the ones read (`<=>` compares NULLs too). A thousand round
 /// trips become three; rotation went from 0.05 to 0.8 of the import rate.
 fn reseal_mysql(conn: &mut diesel::MysqlConnection, rows: &[Reseal]) -> QueryResult<usize> {
-    use super::schema::fieldseal_reseal as scratch;
+    use self::scratch::fieldseal_reseal as scratch;
     use diesel::connection::SimpleConnection;
     #[derive(Insertable)]
     #[diesel(table_name = scratch)]
