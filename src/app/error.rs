@@ -19,6 +19,29 @@ pub enum AppError {
     /// No record has this id.
     #[error("no record with id {0}")]
     NotFound(i64),
+    /// Other writers kept changing the record while an update tried to
+    /// apply; nothing was written.
+    #[error(
+        "record {0} kept changing under other writers while this update tried to apply; \
+         nothing was written: run it again"
+    )]
+    Conflict(i64),
+    /// Another key rotation holds the rotation lease.
+    #[error(
+        "another key rotation is running (process {pid} on {host}, for {running_secs} s); \
+         wait for it to finish (running this again afterwards finishes anything left)"
+    )]
+    RotationRunning {
+        /// Its host.
+        host: String,
+        /// Its process id.
+        pid: i64,
+        /// How long it has held the lease.
+        running_secs: i64,
+    },
+    /// This rotation's lease went stale and another process took it over.
+    #[error("another process took over this key rotation; it goes on there")]
+    RotationTakenOver,
     /// A stored value of a record does not decrypt.
     #[error("record {id}: {source}")]
     Decrypt {

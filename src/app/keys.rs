@@ -4,8 +4,7 @@
 use super::{AppError, Session};
 use crate::store::{Db, DbUrl, StoreError};
 use crate::with_conn;
-use fieldseal::{KdfParams, KeyStore, MasterSecret};
-use std::sync::Arc;
+use fieldseal::{KdfParams, KeyStore, KeyStoreSession, MasterSecret};
 
 /// Whether this database already has a keyring (so the caller knows to ask
 /// for a new passphrase twice, or for the existing one once).
@@ -34,13 +33,10 @@ pub fn unlock(mut db: Db, secret: &MasterSecret) -> Result<(Session, bool), AppE
         ))?
         .1
     };
-    // Derive once (Argon2id for a passphrase), then unlock with the key: the
-    // session keeps it to load keys a rotation adds later.
-    let master = MasterSecret::Key(with_conn!(&mut db, |conn| KeyStore::derive_master_key(
-        conn, secret
-    ))?);
-    let keyring = Arc::new(with_conn!(&mut db, |conn| KeyStore::unlock(conn, &master))?);
-    Ok((Session::new(db, keyring, master), created))
+    // Derive once (Argon2id for a passphrase): the session keeps the key to
+    // load keys a rotation adds later.
+    let keys = with_conn!(&mut db, |conn| KeyStoreSession::open(conn, secret))?;
+    Ok((Session::new(db, keys), created))
 }
 
 /// Connects to `url` (applying migrations).

@@ -13,49 +13,51 @@ pub use error::AppError;
 pub use record::{Record, RecordInput};
 
 use crate::store::Db;
-use fieldseal::Keyring;
+use fieldseal::{KeyStoreSession, Keyring};
 use std::sync::Arc;
 
 /// An open database with its unlocked keyring: what every service needs.
 pub struct Session {
     /// The database.
     pub db: Db,
-    /// The unlocked keyring, passed explicitly to every seal and open.
+    /// The unlocked keyring, passed explicitly to every seal and open; kept
+    /// current by [`Session::refresh`].
     pub keyring: Arc<Keyring>,
-    /// The master key that unlocked it, to load keys added later (a
-    /// rotation in another process) without asking for the passphrase.
-    master: fieldseal::MasterSecret,
+    /// The library's view of the key store, which notices keys another
+    /// process added (a rotation, an index-key rotation).
+    keys: KeyStoreSession,
 }
 
 impl Session {
-    /// An open session. `master` must be the key that unlocked `keyring`.
-    pub fn new(db: Db, keyring: Arc<Keyring>, master: fieldseal::MasterSecret) -> Self {
+    /// An open session over `db`, whose key store `keys` unlocked.
+    pub fn new(db: Db, keys: KeyStoreSession) -> Self {
         Session {
             db,
-            keyring,
-            master,
+            keyring: Arc::clone(keys.keyring()),
+            keys,
         }
     }
 
-    /// Loads the key store again, so keys another process added since
-    /// (a rotation) can open rows. Returns whether the keyring changed.
+    /// Unlocks the key store again if another process changed it since
+    /// (a rotation of the data or the blind-index key): one small query
+    /// when nothing changed. Every lookup and write calls it first, so a
+    /// long-running prompt never misses a record or a duplicate email
+    /// indexed under a key it has not seen. Returns whether it changed.
     ///
     /// # Errors
     /// Database and key store errors.
-    pub fn reload_keyring(&mut self) -> Result<bool, AppError> {
-        let fresh = crate::with_conn!(&mut self.db, |c| fieldseal::KeyStore::unlock(
-            c,
-            &self.master
-        ))?;
-        let changed = fresh.key_ids().ne(self.keyring.key_ids());
+    pub fn refresh(&mut self) -> Result<bool, AppError> {
+        let keys = &mut self.keys;
+        let changed = crate::with_conn!(&mut self.db, |c| keys.refresh(c))?;
         if changed {
-            self.keyring = Arc::new(fresh);
+            self.keyring = Arc::clone(self.keys.keyring());
         }
         Ok(changed)
     }
 
-    /// The master key that unlocked this session.
+    /// The master key that unlocked this session (derived once; never the
+    /// passphrase itself).
     pub fn master(&self) -> &fieldseal::MasterSecret {
-        &self.master
+        self.keys.master()
     }
 }

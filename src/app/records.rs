@@ -79,7 +79,7 @@ fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
     .flatten()
     .any(|id| !session.keyring.has_key(id));
     if unknown_key {
-        session.reload_keyring()?;
+        session.refresh()?;
     }
     open(&session.keyring, row)
 }
@@ -89,6 +89,7 @@ fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
 /// # Errors
 /// Database or crypto errors.
 pub fn email_owner(session: &mut Session, email: &str) -> Result<Option<i64>, AppError> {
+    session.refresh()?;
     let bidx = session.keyring.blind_indexes::<UserEmail>(email);
     Ok(users::by_email_bidx(&mut session.db, &bidx)?
         .first()
@@ -105,6 +106,7 @@ fn duplicate_email(existing: Option<i64>) -> AppError {
 /// # Errors
 /// [`AppError::Invalid`] for a duplicate email; database errors.
 pub fn add(session: &mut Session, input: &RecordInput) -> Result<Record, AppError> {
+    session.refresh()?;
     if let Some(email) = &input.email {
         if let Some(owner) = email_owner(session, email)? {
             return Err(duplicate_email(Some(owner)));
@@ -151,6 +153,7 @@ pub fn list(
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, AppError> {
+    session.refresh()?;
     let bidx = session.keyring.blind_indexes::<UserName>(name);
     let rows = users::by_name_bidx(&mut session.db, &bidx)?;
     open_all(session, rows)
@@ -161,6 +164,7 @@ pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, Ap
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, AppError> {
+    session.refresh()?;
     let bidx = session.keyring.blind_indexes::<UserEmail>(email);
     let rows = users::by_email_bidx(&mut session.db, &bidx)?;
     open_all(session, rows)
@@ -192,51 +196,69 @@ pub struct Changes<'a> {
 }
 
 /// Updates a record: validates the changes, re-seals both encrypted fields
-/// under the active key and recomputes the blind indexes, in one statement.
+/// under the active key and recomputes the blind indexes, in one statement
+/// that applies only if the record is still as read (a compare-and-swap).
+/// When another writer changed it in between, the record is read again and
+/// only the fields in `changes` are applied to what that writer left.
 ///
 /// # Errors
-/// [`AppError::Invalid`], [`AppError::NotFound`], decryption and database
+/// [`AppError::Invalid`], [`AppError::NotFound`], [`AppError::Conflict`]
+/// when other writers kept changing the record, decryption and database
 /// errors. Nothing is written when any of them occurs.
 pub fn update(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<Record, AppError> {
     let name = changes.name.map(parse_name).transpose()?;
     let email = changes.email.map(parse_email).transpose()?;
     let age = changes.age.map(parse_age).transpose()?;
-    let mut record = get(session, id)?;
-    if let Some(name) = name {
-        record.name = name;
-    }
-    if let Some(email) = email {
-        if let Some(new) = &email {
-            if let Some(owner) = email_owner(session, new)?.filter(|&owner| owner != id) {
-                return Err(duplicate_email(Some(owner)));
-            }
+    session.refresh()?;
+    for _ in 0..UPDATE_ATTEMPTS {
+        // What is stored now; the write below applies only if it still is.
+        let read = users::get(&mut session.db, id)?.ok_or(AppError::NotFound(id))?;
+        let mut record = open_fresh(session, read.clone())?;
+        if let Some(name) = &name {
+            record.name = name.clone();
         }
-        record.email = email;
+        if let Some(email) = &email {
+            if let Some(new) = email {
+                if let Some(owner) = email_owner(session, new)?.filter(|&owner| owner != id) {
+                    return Err(duplicate_email(Some(owner)));
+                }
+            }
+            record.email = email.clone();
+        }
+        if let Some(age) = age {
+            record.age = age;
+        }
+        let (sealed_name, name_bidx, sealed_email, email_bidx) =
+            seal_fields(&session.keyring, &record.name, record.email.as_deref())?;
+        record.key_id = i64::from(session.keyring.active_key_id());
+        let changes = UserChanges {
+            name: sealed_name,
+            name_bidx,
+            email: sealed_email,
+            email_bidx,
+            age: record.age,
+            key_id: record.key_id,
+            bidx_version: i64::from(session.keyring.index_version().unwrap_or(1)),
+        };
+        let written =
+            users::update_if_unchanged(&mut session.db, &read, &changes).map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    duplicate_email(None)
+                }
+                other => other.into(),
+            })?;
+        if written {
+            return Ok(record);
+        }
+        // Another writer changed the row since it was read: read it again
+        // and apply only the fields this update changes.
     }
-    if let Some(age) = age {
-        record.age = age;
-    }
-    let (name, name_bidx, email, email_bidx) =
-        seal_fields(&session.keyring, &record.name, record.email.as_deref())?;
-    record.key_id = i64::from(session.keyring.active_key_id());
-    let changes = UserChanges {
-        name,
-        name_bidx,
-        email,
-        email_bidx,
-        age: record.age,
-        key_id: record.key_id,
-        bidx_version: i64::from(session.keyring.index_version().unwrap_or(1)),
-    };
-    let updated = users::update(&mut session.db, id, &changes).map_err(|e| match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => duplicate_email(None),
-        other => other.into(),
-    })?;
-    if updated == 0 {
-        return Err(AppError::NotFound(id));
-    }
-    Ok(record)
+    Err(AppError::Conflict(id))
 }
+
+/// How many times an update re-reads a record that other writers keep
+/// changing before it gives up.
+const UPDATE_ATTEMPTS: usize = 5;
 
 /// Deletes a record.
 ///
@@ -268,7 +290,7 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
     const PAGE: i64 = 5_000;
     // Keys added by a rotation since this session unlocked are needed to
     // read the rows it re-encrypted.
-    session.reload_keyring()?;
+    session.refresh()?;
     let keyring = std::sync::Arc::clone(&session.keyring);
     // Pages are fetched here and decrypted and written by a second thread,
     // so the database and the decryption work at the same time.

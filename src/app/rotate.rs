@@ -15,10 +15,10 @@
 
 use super::records::open_field;
 use super::{AppError, Session};
+use crate::store::locks::{self, Lease};
 use crate::store::users::{self, Reseal};
 use crate::with_conn;
 use fieldseal::{Context, KdfParams, KeyStore, MasterSecret, Sealed};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -50,6 +50,8 @@ pub struct KeyStatus {
     pub index_version: Option<u32>,
     /// Rows whose key id names no stored key (should be none).
     pub orphan_rows: i64,
+    /// The Argon2id cost of the stored passphrase.
+    pub kdf: KdfParams,
 }
 
 /// Keys, their states and how much each protects.
@@ -88,10 +90,12 @@ pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
         .filter(|k| k.purpose == fieldseal::PURPOSE_INDEX)
         .map(|k| k.id)
         .max();
+    let kdf = with_conn!(&mut session.db, |c| KeyStore::kdf_params(c))?;
     Ok(KeyStatus {
         data_keys,
         index_version,
         orphan_rows,
+        kdf,
     })
 }
 
@@ -135,36 +139,50 @@ pub fn rotate(
     batch_size: usize,
     on_progress: &mut dyn FnMut(&RotateProgress),
 ) -> Result<RotateReport, AppError> {
+    with_lease(session, |session, lease| {
+        rotate_data(session, lease, batch_size, on_progress)
+    })
+}
+
+fn rotate_data(
+    session: &mut Session,
+    lease: &Lease,
+    batch_size: usize,
+    on_progress: &mut dyn FnMut(&RotateProgress),
+) -> Result<RotateReport, AppError> {
     let started = Instant::now();
     // Another process may have rotated already.
-    session.reload_keyring()?;
+    session.refresh()?;
     let mut new_key = None;
     let active = i64::from(session.keyring.active_key_id());
     if users::count_not_under(&mut session.db, active)? == 0 {
         let ring = with_conn!(&mut session.db, |c| KeyStore::add_data_key(
             c,
-            &session.master
+            session.keys.master()
         ))?;
         new_key = Some(ring.active_key_id());
-        session.keyring = Arc::new(ring);
+        session.refresh()?;
     }
-    let pass = DataPass {
-        active: i64::from(session.keyring.active_key_id()),
-    };
-    let (rewritten, raced) = run_passes(&pass, session, batch_size, on_progress)?;
     let active = session.keyring.active_key_id();
-    // Keep the active key, and any key a concurrent writer with an older
-    // keyring has used since the last pass: "retired" means no row uses it.
+    let pass = DataPass {
+        active: i64::from(active),
+    };
+    let (mut rewritten, mut raced) = run_passes(&pass, session, lease, batch_size, on_progress)?;
+    // The key_id column is not authenticated: rows it calls done whose
+    // ciphertext headers name another key are re-encrypted too.
+    if users::mark_header_mismatches(&mut session.db, active)? > 0 {
+        let (more, more_raced) = run_passes(&pass, session, lease, batch_size, on_progress)?;
+        rewritten += more;
+        raced += more_raced;
+    }
+    // Keep the active key, and any key a ciphertext still names (a
+    // concurrent writer with an older keyring): "retired" means no stored
+    // value uses it, as its own header says.
     let mut keep = vec![active];
-    keep.extend(
-        users::count_by_key(&mut session.db)?
-            .into_iter()
-            .filter(|(_, rows, _)| *rows > 0)
-            .filter_map(|(id, _, _)| u32::try_from(id).ok()),
-    );
+    keep.extend(users::header_key_ids(&mut session.db)?);
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_data_keys_except(
         c,
-        &session.master,
+        session.keys.master(),
         &keep
     ))?;
     Ok(RotateReport {
@@ -191,23 +209,40 @@ pub fn rotate_index(
     batch_size: usize,
     on_progress: &mut dyn FnMut(&RotateProgress),
 ) -> Result<RotateReport, AppError> {
+    with_lease(session, |session, lease| {
+        rotate_index_keys(session, lease, batch_size, on_progress)
+    })
+}
+
+fn rotate_index_keys(
+    session: &mut Session,
+    lease: &Lease,
+    batch_size: usize,
+    on_progress: &mut dyn FnMut(&RotateProgress),
+) -> Result<RotateReport, AppError> {
     let started = Instant::now();
-    session.reload_keyring()?;
+    session.refresh()?;
     let mut new_key = None;
     let current = i64::from(session.keyring.index_version().unwrap_or(1));
     if users::count_not_indexed_under(&mut session.db, current)? == 0 {
         let ring = with_conn!(&mut session.db, |c| KeyStore::add_index_key(
             c,
-            &session.master
+            session.keys.master()
         ))?;
         new_key = ring.index_version();
-        session.keyring = Arc::new(ring);
+        session.refresh()?;
     }
     let version = session.keyring.index_version().unwrap_or(1);
-    let (rewritten, raced) = run_passes(&IndexPass { version }, session, batch_size, on_progress)?;
+    let (rewritten, raced) = run_passes(
+        &IndexPass { version },
+        session,
+        lease,
+        batch_size,
+        on_progress,
+    )?;
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_index_keys_except(
         c,
-        &session.master,
+        session.keys.master(),
         &[version]
     ))?;
     Ok(RotateReport {
@@ -218,6 +253,38 @@ pub fn rotate_index(
         retired,
         elapsed: started.elapsed(),
     })
+}
+
+/// The name of the lease every key rotation holds while it runs.
+const ROTATION_LEASE: &str = "key-rotation";
+
+/// Runs `f` holding the rotation lease, so two rotations (of the data key
+/// or of the index key, from any process or cluster node) never run at
+/// once: the second is told who runs the first. The lease is given up
+/// when `f` returns, whatever it returns; a killed rotation's lease is
+/// taken over by the next one (see [`locks`]).
+fn with_lease<T>(
+    session: &mut Session,
+    f: impl FnOnce(&mut Session, &Lease) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let lease = match locks::acquire(&mut session.db, ROTATION_LEASE)? {
+        Ok(lease) => lease,
+        Err(holder) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+            return Err(AppError::RotationRunning {
+                host: holder.host,
+                pid: holder.pid,
+                running_secs: (now - holder.acquired_at).max(0),
+            });
+        }
+    };
+    let result = f(session, &lease);
+    let released = locks::release(&mut session.db, lease);
+    let value = result?;
+    released?;
+    Ok(value)
 }
 
 /// Whether an index rotation is under way: some row is indexed under an
@@ -259,6 +326,7 @@ trait Pass {
 fn run_passes<P: Pass>(
     pass: &P,
     session: &mut Session,
+    lease: &Lease,
     batch_size: usize,
     on_progress: &mut dyn FnMut(&RotateProgress),
 ) -> Result<(u64, u64), AppError> {
@@ -281,6 +349,9 @@ fn run_passes<P: Pass>(
                 .map(|row| pass.rewrite(session, row))
                 .collect::<Result<Vec<_>, AppError>>()?;
             let swapped = pass.swap(session, &work)?;
+            if !locks::refresh(&mut session.db, lease)? {
+                return Err(AppError::RotationTakenOver);
+            }
             progress.rewritten += swapped as u64;
             raced += (work.len() - swapped) as u64;
             on_progress(&progress);
@@ -459,7 +530,7 @@ fn another_pass(pending: i64, pass: u32, command: &str) -> Result<bool, AppError
 pub fn change_master(session: &mut Session, new: &MasterSecret) -> Result<(), AppError> {
     Ok(with_conn!(&mut session.db, |c| KeyStore::change_master(
         c,
-        &session.master,
+        session.keys.master(),
         new,
         KdfParams::default()
     ))?)

@@ -28,17 +28,16 @@ pub fn run(session: &mut Session, args: &ImportArgs) -> anyhow::Result<ExitCode>
         },
         resume: args.resume,
         mapping,
-        ..ImportOptions::default()
+        bulk_load: args.load_data,
     };
-    let mut rejects: Box<dyn RejectSink> = match &args.rejects {
-        Some(path) => {
-            let has_header = args.resume
-                && std::fs::metadata(path)
-                    .map(|m| m.len() > 0)
-                    .unwrap_or(false);
-            Box::new(CsvRejects(open_rejects(path, args.resume)?, !has_header))
-        }
-        None => Box::new(StderrRejects(args.file.display().to_string())),
+    let mut rejects_file = match &args.rejects {
+        Some(path) => Some(RejectsFile::open(path, args.resume, args.force)?),
+        None => None,
+    };
+    let mut stderr_rejects = StderrRejects(args.file.display().to_string());
+    let rejects: &mut dyn RejectSink = match &mut rejects_file {
+        Some(file) => &mut file.sink,
+        None => &mut stderr_rejects,
     };
     let bar = progress_bar();
     let started = std::time::Instant::now();
@@ -55,15 +54,13 @@ pub fn run(session: &mut Session, args: &ImportArgs) -> anyhow::Result<ExitCode>
             ));
         }
     };
-    let result = import::import(
-        session,
-        &args.file,
-        &options,
-        rejects.as_mut(),
-        &mut on_progress,
-    );
+    let result = import::import(session, &args.file, &options, rejects, &mut on_progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+    // The lines of every committed batch are kept, whatever happened after.
+    if let Some(file) = rejects_file {
+        file.finish()?;
     }
     let report = result?;
     print_summary(&args.file, &report, args.rejects.as_deref());
@@ -99,24 +96,94 @@ fn parse_mapping(text: &str) -> anyhow::Result<(String, Field)> {
 }
 
 /// The rejects file holds the rejected lines' own fields, plaintext names
-/// and emails included: it is created readable by its owner only.
-fn open_rejects(path: &Path, append: bool) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true);
-    if append {
+/// and emails included. It is never written through a symbolic link, and
+/// never readable by others: a new file is written privately (mode 0600)
+/// beside its destination and renamed into place when the import ends,
+/// replacing an existing file only with `--force`; `--resume` appends to
+/// an existing one only if it is a private regular file.
+struct RejectsFile {
+    sink: CsvRejects<std::io::BufWriter<std::fs::File>>,
+    /// A new file, and where it goes; `None` when appending in place.
+    pending: Option<(tempfile::NamedTempFile, std::path::PathBuf)>,
+}
+
+impl RejectsFile {
+    fn open(path: &Path, resume: bool, force: bool) -> anyhow::Result<Self> {
+        let shown = path.display();
+        let existing = match std::fs::symlink_metadata(path) {
+            Ok(meta) => Some(meta),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => anyhow::bail!("cannot use the rejects file {shown}: {e}"),
+        };
+        match existing {
+            Some(meta) if meta.file_type().is_symlink() => anyhow::bail!(
+                "the rejects file {shown} is a symbolic link; rejected lines hold plaintext, \
+                 so give the path of a file, not of a link"
+            ),
+            Some(meta) if !meta.is_file() => {
+                anyhow::bail!("the rejects file {shown} is not a regular file")
+            }
+            Some(meta) if resume => Self::append(path, &meta),
+            Some(_) if !force => anyhow::bail!(
+                "the rejects file {shown} exists; give --force to replace it, or another file"
+            ),
+            _ => {
+                let dir = match path.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                // tempfile creates it 0600, with a name nobody else chose.
+                let tmp = tempfile::Builder::new()
+                    .prefix(".fieldseal-rejects-")
+                    .tempfile_in(dir)
+                    .with_context(|| format!("cannot create the rejects file {shown}"))?;
+                let writer = std::io::BufWriter::new(tmp.as_file().try_clone()?);
+                Ok(RejectsFile {
+                    sink: CsvRejects(writer, true),
+                    pending: Some((tmp, path.to_owned())),
+                })
+            }
+        }
+    }
+
+    /// `--resume`: appends to the file an earlier run began, if it is
+    /// still private; opened without following a link.
+    fn append(path: &Path, meta: &std::fs::Metadata) -> anyhow::Result<Self> {
+        let shown = path.display();
+        let mut options = std::fs::OpenOptions::new();
         options.append(true);
-    } else {
-        options.write(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits());
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "the rejects file {shown} has mode {mode:04o}; it holds plaintext, so it must \
+                     be private (chmod 600 it) before --resume appends to it"
+                );
+            }
+        }
+        let file = options
+            .open(path)
+            .with_context(|| format!("cannot open the rejects file {shown}"))?;
+        Ok(RejectsFile {
+            sink: CsvRejects(std::io::BufWriter::new(file), meta.len() == 0),
+            pending: None,
+        })
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+
+    /// Flushes, and puts a new file in place (atomically replacing any).
+    fn finish(self) -> anyhow::Result<()> {
+        let RejectsFile { sink, pending } = self;
+        let mut writer = sink.0;
+        writer.flush().context("cannot write the rejects file")?;
+        if let Some((tmp, dest)) = pending {
+            tmp.persist(&dest)
+                .with_context(|| format!("cannot write the rejects file {}", dest.display()))?;
+        }
+        Ok(())
     }
-    let file = options
-        .open(path)
-        .with_context(|| format!("cannot open the rejects file {}", path.display()))?;
-    Ok(std::io::BufWriter::new(file))
 }
 
 fn progress_bar() -> Option<ProgressBar> {

@@ -88,6 +88,22 @@ pub fn print_status(session: &mut Session) -> anyhow::Result<()> {
         Some(v) => println!("Blind-index key: version {v}."),
         None => println!("No blind-index key."),
     }
+    let kdf = status.kdf;
+    println!(
+        "Passphrase stretching: Argon2id, {} MiB, {} iterations, {} lane(s).",
+        kdf.m_cost_kib / 1024,
+        kdf.t_cost,
+        kdf.p_cost
+    );
+    if kdf.below_default() {
+        let d = fieldseal::KdfParams::default();
+        println!(
+            "Warning: that is below the current default ({} MiB, {} iterations): run \
+             fieldseal keys change-passphrase to raise it.",
+            d.m_cost_kib / 1024,
+            d.t_cost
+        );
+    }
     for k in status
         .data_keys
         .iter()
@@ -188,13 +204,9 @@ fn new_secret() -> anyhow::Result<MasterSecret> {
         return Ok(MasterSecret::Key(key));
     }
     if let Ok(pass) = std::env::var("FIELDSEAL_NEW_PASSPHRASE") {
-        if pass.chars().count() < unlock::MIN_PASSPHRASE_CHARS {
-            bail!(
-                "FIELDSEAL_NEW_PASSPHRASE must be at least {} characters",
-                unlock::MIN_PASSPHRASE_CHARS
-            );
-        }
-        return Ok(MasterSecret::Passphrase(Passphrase::new(pass)));
+        let pass = Passphrase::new(pass);
+        pass.check_strength().context("FIELDSEAL_NEW_PASSPHRASE")?;
+        return Ok(MasterSecret::Passphrase(pass));
     }
     if !std::io::stdin().is_terminal() {
         bail!("no new passphrase: set FIELDSEAL_NEW_PASSPHRASE or FIELDSEAL_NEW_MASTER_KEY, or run in a terminal");

@@ -153,6 +153,14 @@ pub struct ImportArgs {
     /// Map an extra header column: COLUMN=name|email|age|skip (repeatable)
     #[arg(long = "map", value_name = "COLUMN=FIELD")]
     pub map: Vec<String>,
+    /// Replace the rejects file if it exists
+    #[arg(long, requires = "rejects")]
+    pub force: bool,
+    /// MySQL: load batches with LOAD DATA LOCAL INFILE (faster; the server
+    /// can then ask this process for any file it can read: use it only
+    /// with a server you trust)
+    #[arg(long)]
+    pub load_data: bool,
 }
 
 /// `--on-error` values.
@@ -199,18 +207,111 @@ pub fn run() -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads `.env` from the working directory, and from there only:
+/// dotenvy's `dotenv()` also searches every parent directory, where a
+/// planted file could redirect `DATABASE_URL` or the keys. Variables set
+/// in the environment win over the file. A malformed line is named by its
+/// number, never shown (it may hold a passphrase), and a file that holds a
+/// secret and is readable by others gets a warning.
 fn load_dotenv() -> anyhow::Result<()> {
-    match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(e) if e.not_found() => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("cannot read .env: {e}")),
+    let path = std::path::Path::new(".env");
+    if !path.exists() {
+        return Ok(());
     }
+    let items: Vec<(String, zeroize::Zeroizing<String>)> = match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter
+            .map(|item| item.map(|(k, v)| (k, zeroize::Zeroizing::new(v))))
+            .collect::<Result<_, _>>()
+            .map_err(|e| dotenv_error(path, e))?,
+        Err(e) => return Err(dotenv_error(path, e)),
+    };
+    for (key, value) in &items {
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value.as_str());
+        }
+    }
+    warn_if_exposed(path, &items);
+    Ok(())
+}
+
+fn dotenv_error(path: &std::path::Path, e: dotenvy::Error) -> anyhow::Error {
+    match e {
+        dotenvy::Error::LineParse(line, _) => {
+            let line = zeroize::Zeroizing::new(line);
+            let number = std::fs::read_to_string(path)
+                .ok()
+                .map(zeroize::Zeroizing::new)
+                .and_then(|text| {
+                    let first = line.lines().next().unwrap_or_default().to_owned();
+                    text.lines().position(|l| l == first).map(|i| i + 1)
+                });
+            match number {
+                Some(n) => anyhow::anyhow!(
+                    ".env:{n}: the line is malformed (expected NAME=value; its text is not shown, \
+                     it may hold a secret)"
+                ),
+                None => anyhow::anyhow!(
+                    ".env: a line is malformed (expected NAME=value; its text is not shown, it may \
+                     hold a secret)"
+                ),
+            }
+        }
+        dotenvy::Error::Io(e) => anyhow::anyhow!("cannot read .env: {e}"),
+        _ => anyhow::anyhow!("cannot read .env"),
+    }
+}
+
+/// Warns when `.env` holds a secret and its mode lets the group or others
+/// read it.
+fn warn_if_exposed(path: &std::path::Path, items: &[(String, zeroize::Zeroizing<String>)]) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        let secret = items.iter().find(|(key, value)| {
+            matches!(
+                key.as_str(),
+                "FIELDSEAL_PASSPHRASE"
+                    | "FIELDSEAL_MASTER_KEY"
+                    | "FIELDSEAL_KEYS"
+                    | "FIELDSEAL_INDEX_KEY"
+                    | "FIELDSEAL_NEW_PASSPHRASE"
+                    | "FIELDSEAL_NEW_MASTER_KEY"
+            ) || (key == "DATABASE_URL" && url_has_password(value))
+        });
+        if let Some((key, _)) = secret {
+            eprintln!(
+                "warning: .env holds {key} and has mode {mode:04o}, so others on this machine \
+                 can read it: chmod 600 .env"
+            );
+        }
+    }
+}
+
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// Exit code for an error: 2 for invalid input (a usage error), else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let invalid = err.chain().any(|c| {
         matches!(c.downcast_ref::<AppError>(), Some(AppError::Invalid { .. }))
+            || matches!(
+                c.downcast_ref::<fieldseal::Error>(),
+                Some(fieldseal::Error::WeakPassphrase { .. })
+            )
+            || matches!(
+                c.downcast_ref::<AppError>(),
+                Some(AppError::Crypto(fieldseal::Error::WeakPassphrase { .. }))
+            )
             || c.is::<repl::NotATerminal>()
     });
     if invalid {

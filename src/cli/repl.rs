@@ -414,6 +414,8 @@ fn import(
         rejects: None,
         resume: false,
         map: Vec::new(),
+        force: false,
+        load_data: false,
     };
     match super::import::run(session, &args) {
         Err(e)

@@ -7,14 +7,25 @@ use fieldseal_tool::app::{keys, Session};
 use fieldseal_tool::store::DbUrl;
 use std::io::IsTerminal;
 
-/// Shortest passphrase accepted when creating a keyring.
-pub const MIN_PASSPHRASE_CHARS: usize = 8;
-
 /// Connects, migrates and unlocks (creating the keyring on first use).
 pub fn open_session(url: &DbUrl) -> anyhow::Result<Session> {
+    let from_env = EnvSource.master_secret()?;
+    // A weak FIELDSEAL_PASSPHRASE may still open a keyring made with it
+    // earlier, but never creates one: for a SQLite file that does not
+    // exist yet, say so before anything is written.
+    if let (Some(secret), DbUrl::Sqlite(path)) = (&from_env, url) {
+        if !std::path::Path::new(path).exists() {
+            secret.check_strength().context("FIELDSEAL_PASSPHRASE")?;
+        }
+    }
     let mut db = keys::connect(url)?;
-    let secret = match EnvSource.master_secret()? {
-        Some(secret) => secret,
+    let secret = match from_env {
+        Some(secret) => {
+            if !keys::has_keyring(&mut db)? {
+                secret.check_strength().context("FIELDSEAL_PASSPHRASE")?;
+            }
+            secret
+        }
         None => {
             let exists = keys::has_keyring(&mut db)?;
             prompt_secret(exists)?
@@ -47,12 +58,19 @@ fn prompt_secret(keyring_exists: bool) -> anyhow::Result<MasterSecret> {
     ask_new_passphrase()
 }
 
+fn capitalize(sentence: &str) -> String {
+    let mut chars = sentence.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
 /// Asks for a new passphrase twice (hidden), up to three times.
 pub fn ask_new_passphrase() -> anyhow::Result<MasterSecret> {
     for _ in 0..3 {
         let first = Passphrase::new(rpassword::prompt_password("New passphrase: ")?);
-        if first.expose().chars().count() < MIN_PASSPHRASE_CHARS {
-            eprintln!("The passphrase must be at least {MIN_PASSPHRASE_CHARS} characters.");
+        if let Err(why) = first.check_strength() {
+            eprintln!("{}.", capitalize(&why.to_string()));
             continue;
         }
         let second = Passphrase::new(rpassword::prompt_password("Repeat passphrase: ")?);

@@ -358,7 +358,14 @@ pub fn existing_email_bidx(db: &mut Db, bidx: &[Vec<u8>]) -> QueryResult<Vec<(Ve
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, load_data_sql};
+
+    /// The client library serves a file request only in reply to a
+    /// statement whose text begins with LOAD: nothing may come before it.
+    #[test]
+    fn the_statement_begins_with_load() {
+        assert!(load_data_sql("/tmp/x").starts_with("LOAD DATA LOCAL INFILE '/tmp/x'"));
+    }
 
     #[test]
     fn escapes_what_load_data_would_misread() {

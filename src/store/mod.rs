@@ -7,6 +7,7 @@
 //! per backend, and applied on connect.
 
 pub mod imports;
+pub mod locks;
 pub mod schema;
 pub mod users;
 
@@ -184,12 +185,27 @@ impl Db {
                         cause: "it is a directory, not a database file".into(),
                     });
                 }
+                create_private(path).map_err(|e| StoreError::Connect {
+                    target: path.clone(),
+                    cause: format!("cannot create the file: {e}"),
+                })?;
                 let mut conn = SqliteConnection::establish(path).map_err(connect_err)?;
                 use diesel::connection::SimpleConnection;
-                conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
+                // The busy timeout first: everything after it, switching to
+                // WAL and migrating included, then waits for a concurrent
+                // writer instead of failing with "database is locked".
+                conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;")
+                    .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
+                let mode: Vec<JournalMode> = diesel::sql_query("PRAGMA journal_mode")
+                    .load(&mut conn)
+                    .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
+                if !mode
+                    .iter()
+                    .any(|m| m.journal_mode.eq_ignore_ascii_case("wal"))
+                {
+                    conn.batch_execute("PRAGMA journal_mode = WAL")
+                        .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
+                }
                 migrate(&mut conn, || SQLITE_MIGRATIONS).map_err(migrate_err)?;
                 Ok(Db::Sqlite(conn))
             }
@@ -205,6 +221,34 @@ impl Db {
     }
 }
 
+#[derive(QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    journal_mode: String,
+}
+
+/// Creates a SQLite database file readable by its owner only (mode 0600),
+/// unless it exists. SQLite gives its `-wal` and `-shm` files the mode of
+/// the database file, so they are private too. (SQLite itself would create
+/// the file with the umask's mode, typically 0644.)
+fn create_private(path: &str) -> std::io::Result<()> {
+    if path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Applies pending migrations. Two processes starting on a fresh database
 /// can race to record the same migration; the loser tries once more and
 /// then finds nothing pending.
@@ -215,11 +259,18 @@ fn migrate<C>(
 where
     C: MigrationHarness<C::Backend> + Connection,
 {
-    match conn.run_pending_migrations(migrations()) {
-        Ok(_) => Ok(()),
-        Err(_) => {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            conn.run_pending_migrations(migrations()).map(drop)
+    // Concurrent starters on a fresh database can both find a migration
+    // pending; the loser's attempt fails, and once the winner committed
+    // nothing is pending any more.
+    let mut attempt = 0u64;
+    loop {
+        match conn.run_pending_migrations(migrations()) {
+            Ok(_) => return Ok(()),
+            Err(_) if attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+            }
+            Err(e) => return Err(e),
         }
     }
 }

@@ -25,6 +25,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    fieldseal_locks (name) {
+        name -> Text,
+        holder -> Binary,
+        host -> Text,
+        pid -> BigInt,
+        acquired_at -> BigInt,
+        heartbeat_at -> BigInt,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> BigInt,
         name -> Binary,
@@ -38,4 +49,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(fieldseal_imports, users,);
+diesel::allow_tables_to_appear_in_same_query!(fieldseal_imports, fieldseal_locks, users,);

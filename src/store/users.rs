@@ -192,7 +192,8 @@ pub fn by_email_bidx(db: &mut Db, bidx: &[Vec<u8>]) -> QueryResult<Vec<UserRow>>
         .load(conn))
 }
 
-/// Writes new sealed fields to a row.
+/// Writes new sealed fields to a row, unconditionally (tests use it to
+/// forge rows; the application updates through [`update_if_unchanged`]).
 ///
 /// # Errors
 /// Database errors, including a unique violation on `email_bidx`.
@@ -200,6 +201,35 @@ pub fn update(db: &mut Db, id: i64, changes: &UserChanges) -> QueryResult<usize>
     with_conn!(db, |conn| diesel::update(users::table.find(id))
         .set(changes.clone())
         .execute(conn))
+}
+
+/// Writes new sealed fields to row `read.id` only if the row still holds
+/// exactly what was read (its ciphertexts, which every write renews, and
+/// its age): a compare-and-swap, so a change another writer committed in
+/// between is never overwritten. Returns whether the row was written.
+///
+/// # Errors
+/// Database errors, including a unique violation on `email_bidx`.
+pub fn update_if_unchanged(
+    db: &mut Db,
+    read: &UserRow,
+    changes: &UserChanges,
+) -> QueryResult<bool> {
+    with_conn!(db, |conn| {
+        let row = users::table
+            .filter(users::id.eq(read.id))
+            .filter(users::name.eq(&read.name))
+            .filter(users::age.eq(read.age));
+        match &read.email {
+            Some(email) => diesel::update(row.filter(users::email.eq(email)))
+                .set(changes.clone())
+                .execute(conn),
+            None => diesel::update(row.filter(users::email.is_null()))
+                .set(changes.clone())
+                .execute(conn),
+        }
+    })
+    .map(|n| n == 1)
 }
 
 /// Deletes a row; returns how many were deleted (0 or 1).
@@ -485,6 +515,54 @@ pub fn reindex(db: &mut Db, rows: &[Reindex]) -> QueryResult<usize> {
         Db::Mysql(conn) => conn.transaction(|c| swap_all!(c)),
         Db::Sqlite(conn) => conn.immediate_transaction(|c| swap_all!(c)),
     }
+}
+
+/// The data-key ids named in the headers of the stored ciphertexts
+/// themselves (bytes 2–5 of each value), not in the `key_id` column: that
+/// column is not authenticated, the headers are what opening uses. A full
+/// scan, for the end of a rotation.
+///
+/// # Errors
+/// Database errors.
+pub fn header_key_ids(db: &mut Db) -> QueryResult<Vec<u32>> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+        id: Option<Vec<u8>>,
+    }
+    let ids: Vec<Id> = with_conn!(db, |conn| diesel::sql_query(
+        "SELECT DISTINCT SUBSTR(name, 2, 4) AS id FROM users \
+         UNION SELECT DISTINCT SUBSTR(email, 2, 4) AS id FROM users WHERE email IS NOT NULL"
+    )
+    .load(conn))?;
+    let mut ids: Vec<u32> = ids
+        .into_iter()
+        .filter_map(|r| r.id)
+        .filter_map(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+        .map(u32::from_be_bytes)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Marks as pending (`key_id = 0`) the rows whose `key_id` column says
+/// `active` while a ciphertext header names another key, so the next
+/// rotation pass re-encrypts them. Returns how many.
+///
+/// # Errors
+/// Database errors.
+pub fn mark_header_mismatches(db: &mut Db, active: u32) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Binary};
+    let header = active.to_be_bytes().to_vec();
+    with_conn!(db, |conn| diesel::sql_query(
+        "UPDATE users SET key_id = 0 WHERE key_id = ? \
+         AND (SUBSTR(name, 2, 4) <> ? OR (email IS NOT NULL AND SUBSTR(email, 2, 4) <> ?))"
+    )
+    .bind::<BigInt, _>(i64::from(active))
+    .bind::<Binary, _>(&header)
+    .bind::<Binary, _>(&header)
+    .execute(conn))
 }
 
 /// Number of rows.

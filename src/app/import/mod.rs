@@ -67,7 +67,11 @@ pub struct ImportOptions {
     /// Extra header names and where they go (`full_name` → name, …).
     pub mapping: Vec<(String, Field)>,
     /// On MySQL, load batches with `LOAD DATA LOCAL INFILE` when the server
-    /// allows it (true), or always use multi-row INSERT (false).
+    /// allows it (true), or always use multi-row INSERT (false, the
+    /// default). While a LOAD DATA LOCAL statement runs, the client
+    /// library serves the server any file it names, not only the batch
+    /// (the README's "LOAD DATA LOCAL and client files" says what was
+    /// verified): turn it on only for a server you trust.
     pub bulk_load: bool,
 }
 
@@ -78,7 +82,7 @@ impl Default for ImportOptions {
             on_error: OnError::Abort,
             resume: false,
             mapping: Vec::new(),
-            bulk_load: true,
+            bulk_load: false,
         }
     }
 }

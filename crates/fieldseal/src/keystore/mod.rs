@@ -204,17 +204,7 @@ impl KeyStore {
     /// when no keyring exists; [`KeyStoreError::KdfParams`] when the stored
     /// parameters are out of bounds.
     pub fn unlock<C: KeyStoreConnection>(conn: &mut C, secret: &MasterSecret) -> Result<Keyring> {
-        let opened = open(conn, secret, None)?;
-        if opened.row.keyring_id.is_none() {
-            // Format 1: bind and authenticate it now.
-            return write(conn, secret, |keys| {
-                Ok(Change {
-                    keys,
-                    new_master: None,
-                })
-            });
-        }
-        to_keyring(opened.keys)
+        unlock_versioned(conn, secret).map(|(keyring, _)| keyring)
     }
 
     /// Unlocks the keyring, creating it first if the database has none.
@@ -383,12 +373,95 @@ impl KeyStore {
     }
 }
 
+/// [`KeyStore::unlock`], with the version of the state it unlocked.
+fn unlock_versioned<C: KeyStoreConnection>(
+    conn: &mut C,
+    secret: &MasterSecret,
+) -> Result<(Keyring, i64)> {
+    let opened = open(conn, secret, None)?;
+    if opened.row.keyring_id.is_none() {
+        // Format 1: bind and authenticate it now.
+        return write(conn, secret, |keys| {
+            Ok(Change {
+                keys,
+                new_master: None,
+            })
+        });
+    }
+    Ok((to_keyring(opened.keys)?, opened.row.version))
+}
+
+/// An unlocked key store that follows the changes other processes make to
+/// it: what a long-running process holds. The master key is derived once
+/// (Argon2id runs at [`open`](Self::open) only); [`refresh`](Self::refresh)
+/// costs one small query and unlocks again only when the key store
+/// changed, so a data key or blind-index key another process added (a
+/// rotation) is used at once, for sealing, opening and lookups alike.
+pub struct KeyStoreSession {
+    keyring: std::sync::Arc<Keyring>,
+    master: MasterSecret,
+    version: i64,
+}
+
+impl KeyStoreSession {
+    /// Unlocks the key store (see [`KeyStore::unlock`]) and keeps the
+    /// derived master key to unlock it again later.
+    ///
+    /// # Errors
+    /// As [`KeyStore::unlock`].
+    pub fn open<C: KeyStoreConnection>(conn: &mut C, secret: &MasterSecret) -> Result<Self> {
+        let master = MasterSecret::Key(KeyStore::derive_master_key(conn, secret)?);
+        let (keyring, version) = unlock_versioned(conn, &master)?;
+        Ok(KeyStoreSession {
+            keyring: std::sync::Arc::new(keyring),
+            master,
+            version,
+        })
+    }
+
+    /// The keyring as of the last open or refresh.
+    pub fn keyring(&self) -> &std::sync::Arc<Keyring> {
+        &self.keyring
+    }
+
+    /// The master key that unlocked it (never a passphrase: the key
+    /// derived from it), for key-store writes such as a rotation.
+    pub fn master(&self) -> &MasterSecret {
+        &self.master
+    }
+
+    /// Unlocks again if the key store changed since; returns whether it
+    /// did.
+    ///
+    /// # Errors
+    /// As [`KeyStore::unlock`]: a passphrase changed meanwhile is
+    /// [`Error::WrongMasterKey`].
+    pub fn refresh<C: KeyStoreConnection>(&mut self, conn: &mut C) -> Result<bool> {
+        if KeyStore::version(conn)? == self.version {
+            return Ok(false);
+        }
+        let (keyring, version) = unlock_versioned(conn, &self.master)?;
+        self.keyring = std::sync::Arc::new(keyring);
+        self.version = version;
+        Ok(true)
+    }
+}
+
+impl std::fmt::Debug for KeyStoreSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStoreSession")
+            .field("keyring", &self.keyring)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 fn add_key<C: KeyStoreConnection>(
     conn: &mut C,
     secret: &MasterSecret,
     purpose: &'static str,
 ) -> Result<Keyring> {
-    write(conn, secret, |mut keys| {
+    let (keyring, _) = write(conn, secret, |mut keys| {
         let next = keys
             .iter()
             .filter(|k| k.purpose == purpose)
@@ -414,7 +487,8 @@ fn add_key<C: KeyStoreConnection>(
             keys,
             new_master: None,
         })
-    })
+    })?;
+    Ok(keyring)
 }
 
 fn retire<C: KeyStoreConnection>(
@@ -533,7 +607,7 @@ fn open<C: KeyStoreConnection>(
 /// version. A writer that lost the swap (or whose transaction the server
 /// aborted as a deadlock or a cluster conflict) reads again and applies
 /// its change to the new state. Returns the keyring as written.
-fn write<C, F>(conn: &mut C, secret: &MasterSecret, mut change: F) -> Result<Keyring>
+fn write<C, F>(conn: &mut C, secret: &MasterSecret, mut change: F) -> Result<(Keyring, i64)>
 where
     C: KeyStoreConnection,
     F: FnMut(Vec<OpenKey>) -> Result<Change>,
@@ -586,7 +660,7 @@ where
             Ok::<_, Error>(true)
         });
         match written {
-            Ok(true) => return to_keyring(keys),
+            Ok(true) => return Ok((to_keyring(keys)?, row.version)),
             Ok(false) => {}
             Err(Error::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::SerializationFailure
