@@ -168,3 +168,199 @@ pub use crate::types::{Context, Encrypted, Plaintext, Sealable, Sealed};
 #[cfg(all(doctest, feature = "sqlite", feature = "mysql", feature = "postgres"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// Hooks for the cargo-fuzz targets in `fuzz/` (see `fuzz/README.md`):
+/// empty unless the crate is built with `--cfg fuzzing`, which cargo-fuzz
+/// sets. Not part of the API. (`fuzzing` is not declared to Cargo, hence
+/// the `allow`: a `cfg` on this item itself would warn in every build.)
+#[allow(unexpected_cfgs)]
+#[doc(hidden)]
+pub mod fuzzing {
+    #[cfg(fuzzing)]
+    pub use self::hooks::*;
+
+    /// What `KeyStore::unlock` does with the rows it read, without a
+    /// database: the same steps, in the same order, as `keystore::open`
+    /// (and `derive_checked`, `stored_params`, `to_keyring`), on rows the
+    /// caller supplies. `fuzz/src/bin/keyrows_sqlite.rs` checks it against
+    /// the real `KeyStore::unlock` on SQLite.
+    #[cfg(fuzzing)]
+    mod hooks {
+        use crate::crypto::key::SecretKey;
+        use crate::crypto::keyring::Keyring;
+        use crate::crypto::master::{self, Binding, KdfParams, ListedKey, MasterSecret};
+        use crate::error::{Error, KeyStoreError, Result};
+        use crate::keystore::{PURPOSE_DATA, PURPOSE_INDEX};
+
+        /// The `fieldseal_keyring` row, as read.
+        #[derive(Debug, Clone)]
+        pub struct KeyringRowIn {
+            /// Argon2id salt.
+            pub kdf_salt: Vec<u8>,
+            /// Argon2id memory cost, KiB.
+            pub kdf_m_cost: i32,
+            /// Argon2id iterations.
+            pub kdf_t_cost: i32,
+            /// Argon2id lanes.
+            pub kdf_p_cost: i32,
+            /// Key check value.
+            pub key_check: Vec<u8>,
+            /// Keyring id (`None`: format 1).
+            pub keyring_id: Option<Vec<u8>>,
+            /// Version.
+            pub version: i64,
+            /// Key-list MAC.
+            pub key_list_mac: Option<Vec<u8>>,
+        }
+
+        /// A `fieldseal_keys` row, as read.
+        #[derive(Debug, Clone)]
+        pub struct KeyRowIn {
+            /// Purpose.
+            pub purpose: String,
+            /// Id.
+            pub id: i64,
+            /// Wrapped key.
+            pub wrapped: Vec<u8>,
+            /// State.
+            pub state: String,
+            /// Unix seconds.
+            pub created_at: i64,
+        }
+
+        fn master_secret(master: &[u8; 32]) -> MasterSecret {
+            MasterSecret::Key(SecretKey::from_bytes(&mut master.to_owned()))
+        }
+
+        fn key_id(id: i64) -> Result<u32> {
+            u32::try_from(id).map_err(|_| KeyStoreError::KeyIdOutOfRange(id).into())
+        }
+
+        fn static_purpose(purpose: &str) -> Option<&'static str> {
+            match purpose {
+                PURPOSE_DATA => Some(PURPOSE_DATA),
+                PURPOSE_INDEX => Some(PURPOSE_INDEX),
+                _ => None,
+            }
+        }
+
+        /// Unlocks `key_rows` (as a database holds them: one per purpose
+        /// and id) under `row` with the master key `master`.
+        ///
+        /// # Errors
+        /// As `KeyStore::unlock`, but for database errors.
+        pub fn unlock_rows(
+            master: &[u8; 32],
+            row: &KeyringRowIn,
+            key_rows: &[KeyRowIn],
+        ) -> Result<Keyring> {
+            // load_key_rows: ORDER BY purpose, id.
+            let mut key_rows: Vec<&KeyRowIn> = key_rows.iter().collect();
+            key_rows.sort_by(|a, b| (&a.purpose, a.id).cmp(&(&b.purpose, b.id)));
+            let secret = master_secret(master);
+            // derive_checked, with stored_params.
+            let as_u32 = |v: i32| {
+                u32::try_from(v)
+                    .map_err(|_| KeyStoreError::KdfParams("a stored parameter is negative".into()))
+            };
+            let params = KdfParams {
+                m_cost_kib: as_u32(row.kdf_m_cost)?,
+                t_cost: as_u32(row.kdf_t_cost)?,
+                p_cost: as_u32(row.kdf_p_cost)?,
+            };
+            params.check()?;
+            let master = secret.derive(&row.kdf_salt, params)?;
+            if !master::verify_key_check(&master, &row.key_check) {
+                return Err(Error::WrongMasterKey);
+            }
+            // open: the key-list MAC (format 2), then every wrapped key.
+            if let Some(keyring_id) = &row.keyring_id {
+                let listed: Vec<ListedKey<'_>> = key_rows
+                    .iter()
+                    .map(|r| {
+                        Ok(ListedKey {
+                            purpose: r.purpose.as_str(),
+                            id: key_id(r.id)?,
+                            state: r.state.as_str(),
+                            wrapped: &r.wrapped,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                let mac = row.key_list_mac.as_deref().unwrap_or_default();
+                if !master::verify_key_list_mac(&master, keyring_id, row.version, &listed, mac) {
+                    return Err(Error::KeyTableAltered);
+                }
+            }
+            let mut data = Vec::new();
+            let mut index = Vec::new();
+            for r in &key_rows {
+                let purpose = static_purpose(&r.purpose)
+                    .ok_or_else(|| KeyStoreError::UnknownPurpose(r.purpose.clone()))?;
+                let id = key_id(r.id)?;
+                let binding = Binding {
+                    keyring: row.keyring_id.as_deref(),
+                    purpose,
+                    id,
+                };
+                let key = master::unwrap_key(&master, binding, &r.wrapped)?;
+                // to_keyring
+                if purpose == PURPOSE_DATA {
+                    data.push((id, key));
+                } else {
+                    index.push((id, key));
+                }
+            }
+            Keyring::new(data, index).map_err(|_| KeyStoreError::NoDataKey.into())
+        }
+
+        /// The key check value of `master`.
+        pub fn key_check_value(master: &[u8; 32]) -> Vec<u8> {
+            master::key_check_value(&SecretKey::from_bytes(&mut master.to_owned()))
+        }
+
+        /// `key` wrapped under `master` for a key row; `None` for a purpose
+        /// other than `data` and `index`.
+        pub fn wrap_key(
+            master: &[u8; 32],
+            keyring_id: Option<&[u8]>,
+            purpose: &str,
+            id: u32,
+            key: &[u8; 32],
+        ) -> Option<Vec<u8>> {
+            let binding = Binding {
+                keyring: keyring_id,
+                purpose: static_purpose(purpose)?,
+                id,
+            };
+            Some(master::wrap_key(
+                &SecretKey::from_bytes(&mut master.to_owned()),
+                binding,
+                &SecretKey::from_bytes(&mut key.to_owned()),
+            ))
+        }
+
+        /// The key-list MAC a key store writes for `rows`.
+        pub fn key_list_mac(
+            master: &[u8; 32],
+            keyring_id: &[u8],
+            version: i64,
+            rows: &[KeyRowIn],
+        ) -> Vec<u8> {
+            let listed: Vec<ListedKey<'_>> = rows
+                .iter()
+                .map(|r| ListedKey {
+                    purpose: r.purpose.as_str(),
+                    id: u32::try_from(r.id).unwrap_or(u32::MAX),
+                    state: r.state.as_str(),
+                    wrapped: &r.wrapped,
+                })
+                .collect();
+            master::key_list_mac(
+                &SecretKey::from_bytes(&mut master.to_owned()),
+                keyring_id,
+                version,
+                &listed,
+            )
+        }
+    }
+}

@@ -145,6 +145,7 @@ fn a_transplanted_key_row_does_not_open() {
     assert!(matches!(err, Error::KeyTableAltered), "{err:?}");
 }
 
+#[cfg(feature = "sqlite")]
 #[derive(diesel::QueryableByName)]
 struct Wrapped {
     #[diesel(sql_type = diesel::sql_types::Binary)]
