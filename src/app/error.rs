@@ -43,19 +43,44 @@ pub enum AppError {
     #[error("another process took over this key rotation; it goes on there")]
     RotationTakenOver,
     /// A stored value of a record does not decrypt.
-    #[error("record {id}: {source}")]
+    #[error("record {id}: {reason}")]
     Decrypt {
         /// The record's id.
         id: i64,
-        /// Which column and why.
-        source: DecryptError,
+        /// Which column and why (in the message, so not also a `source`).
+        reason: DecryptError,
     },
     /// Keyring or crypto failure.
     #[error(transparent)]
     Crypto(#[from] fieldseal::Error),
-    /// The database failed.
+    /// The database kept reporting a conflict with another writer (a
+    /// deadlock, a lock wait timeout, a cluster certification failure)
+    /// after every retry; the unit of work was rolled back.
+    #[error(
+        "the database reported a conflict with another writer {attempts} times in a row (a \
+         deadlock, a lock wait timeout or a cluster certification failure); nothing of this \
+         step was written: run the command again (an import: with --resume)"
+    )]
+    Busy {
+        /// How many times it was tried.
+        attempts: u32,
+    },
+    /// The database failed. The message is the server's, once (it is not
+    /// also a `source`, so a chain of causes never repeats it).
     #[error("database error: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        if crate::store::retry::is_transient(&e) {
+            AppError::Busy {
+                attempts: crate::store::retry::ATTEMPTS,
+            }
+        } else {
+            AppError::Database(e)
+        }
+    }
 }
 
 impl AppError {

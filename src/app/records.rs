@@ -2,6 +2,7 @@
 
 use super::record::{parse_age, parse_email, parse_name};
 use super::{AppError, Record, RecordInput, Session};
+use crate::store::retry::retry;
 use crate::store::users::{self, ExportRow, NewUserRow, UserChanges, UserEmail, UserName, UserRow};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use fieldseal::{Context, Keyring, Sealed};
@@ -113,7 +114,7 @@ pub fn add(session: &mut Session, input: &RecordInput) -> Result<Record, AppErro
         }
     }
     let row = seal(&session.keyring, input)?;
-    let id = users::insert(&mut session.db, &row).map_err(|e| match e {
+    let id = retry(|| users::insert(&mut session.db, &row)).map_err(|e| match e {
         // Another writer took the email between our check and our insert.
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => duplicate_email(None),
         other => other.into(),
@@ -240,8 +241,8 @@ pub fn update(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<R
             key_id: record.key_id,
             bidx_version: i64::from(session.keyring.index_version().unwrap_or(1)),
         };
-        let written =
-            users::update_if_unchanged(&mut session.db, &read, &changes).map_err(|e| match e {
+        let written = retry(|| users::update_if_unchanged(&mut session.db, &read, &changes))
+            .map_err(|e| match e {
                 DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                     duplicate_email(None)
                 }
@@ -265,7 +266,7 @@ const UPDATE_ATTEMPTS: usize = 5;
 /// # Errors
 /// [`AppError::NotFound`]; database errors.
 pub fn delete(session: &mut Session, id: i64) -> Result<(), AppError> {
-    match users::delete(&mut session.db, id)? {
+    match retry(|| users::delete(&mut session.db, id))? {
         0 => Err(AppError::NotFound(id)),
         _ => Ok(()),
     }
@@ -350,7 +351,7 @@ pub(crate) fn open_field<C: Context>(
 ) -> Result<String, AppError> {
     keyring
         .open(sealed)
-        .map_err(|source| AppError::Decrypt { id, source })
+        .map_err(|reason| AppError::Decrypt { id, reason })
 }
 
 /// Why an export stopped.

@@ -16,6 +16,7 @@
 use super::records::open_field;
 use super::{AppError, Session};
 use crate::store::locks::{self, Lease};
+use crate::store::retry::retry;
 use crate::store::users::{self, Reseal};
 use crate::with_conn;
 use fieldseal::{Context, KdfParams, KeyStore, MasterSecret, Sealed};
@@ -410,7 +411,9 @@ impl Pass for DataPass {
     }
 
     fn swap(&self, session: &mut Session, rows: &[Reseal]) -> Result<usize, AppError> {
-        Ok(users::reseal(&mut session.db, rows)?)
+        // One compare-and-swap transaction: a deadlock or a cluster
+        // conflict rolls it back whole, and it runs again.
+        Ok(retry(|| users::reseal(&mut session.db, rows))?)
     }
 }
 
@@ -422,7 +425,7 @@ fn reseal<C: Context>(
 ) -> Result<Sealed<C>, AppError> {
     match session.keyring.reseal(sealed) {
         Ok(new) => Ok(new.unwrap_or_else(|| sealed.clone())),
-        Err(fieldseal::Error::Decrypt(source)) => Err(AppError::Decrypt { id, source }),
+        Err(fieldseal::Error::Decrypt(reason)) => Err(AppError::Decrypt { id, reason }),
         Err(other) => Err(AppError::from(other)),
     }
 }
@@ -480,7 +483,7 @@ impl Pass for IndexPass {
     }
 
     fn swap(&self, session: &mut Session, rows: &[users::Reindex]) -> Result<usize, AppError> {
-        Ok(users::reindex(&mut session.db, rows)?)
+        Ok(retry(|| users::reindex(&mut session.db, rows))?)
     }
 }
 

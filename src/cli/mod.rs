@@ -303,7 +303,11 @@ fn url_has_password(url: &str) -> bool {
 /// Exit code for an error: 2 for invalid input (a usage error), else 1.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let invalid = err.chain().any(|c| {
-        matches!(c.downcast_ref::<AppError>(), Some(AppError::Invalid { .. }))
+        let app = c.downcast_ref::<AppError>().or_else(|| {
+            c.downcast_ref::<fieldseal_tool::app::import::ImportError>()
+                .and_then(|e| e.app_error())
+        });
+        matches!(app, Some(AppError::Invalid { .. }))
             || matches!(
                 c.downcast_ref::<fieldseal::Error>(),
                 Some(fieldseal::Error::WeakPassphrase { .. })

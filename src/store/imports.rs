@@ -57,7 +57,9 @@ pub enum Committed {
 }
 
 /// Inserts a batch and records the progress that includes it, in one
-/// transaction: after a crash either both are there or neither is. `first`
+/// transaction: after a crash either both are there or neither is, so the
+/// whole call is safe to repeat after a transient conflict (see
+/// [`super::retry`]), which it reports as `SerializationFailure`. `first`
 /// creates the progress row (the import's first commit), else updates it.
 /// On MySQL the rows go in through `LOAD DATA LOCAL INFILE` when the server
 /// allows it (see [`BulkLoader`]), else as one multi-row INSERT.
@@ -72,11 +74,13 @@ pub fn commit_batch(
     loader: &mut BulkLoader,
 ) -> QueryResult<Committed> {
     let result = with_conn!(db, |conn| conn.transaction::<_, TxError, _>(|c| {
-        if !rows.is_empty() {
-            c.write_rows(rows, loader)?;
-        }
-        save_progress(c, progress, first)?;
-        Ok(())
+        let written = if rows.is_empty() {
+            Ok(())
+        } else {
+            c.write_rows(rows, loader)
+        };
+        let saved = written.and_then(|()| save_progress(c, progress, first).map_err(TxError::Db));
+        saved.map_err(|e| c.classify(e))
     }));
     match result {
         Ok(()) => Ok(Committed::Yes),
@@ -133,6 +137,11 @@ where
 /// Writes a batch's rows on one backend.
 trait WriteRows {
     fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError>;
+    /// Marks an error a retry of the whole batch can cure (see
+    /// [`super::retry`]).
+    fn classify(&mut self, e: TxError) -> TxError {
+        e
+    }
 }
 
 impl WriteRows for diesel::SqliteConnection {
@@ -152,6 +161,13 @@ impl WriteRows for diesel::MysqlConnection {
                 .execute(self)?;
         }
         Ok(())
+    }
+
+    fn classify(&mut self, e: TxError) -> TxError {
+        match e {
+            TxError::Db(e) => TxError::Db(super::retry::classify(self, e)),
+            other => other,
+        }
     }
 }
 

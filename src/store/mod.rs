@@ -8,6 +8,7 @@
 
 pub mod imports;
 pub mod locks;
+pub mod retry;
 pub mod schema;
 pub mod users;
 

@@ -6,6 +6,7 @@
 //! `Sealed` value never decrypts, so a row that does not open is reported
 //! with its id instead of failing the whole query.
 
+use super::retry::{self, Classify as _};
 use super::schema::users;
 use super::Db;
 use crate::with_conn;
@@ -110,10 +111,11 @@ pub fn insert(db: &mut Db, row: &NewUserRow) -> QueryResult<i64> {
         Db::Sqlite(_) => "last_insert_rowid()",
     };
     with_conn!(db, |conn| conn.transaction(|conn| {
-        diesel::insert_into(users::table)
+        let inserted = diesel::insert_into(users::table)
             .values(row.clone())
-            .execute(conn)?;
-        diesel::select(sql::<BigInt>(last_id)).get_result(conn)
+            .execute(conn)
+            .and_then(|_| diesel::select(sql::<BigInt>(last_id)).get_result(conn));
+        inserted.map_err(|e| conn.classify(e))
     }))
 }
 
@@ -238,7 +240,8 @@ pub fn update_if_unchanged(
 /// Database errors.
 pub fn delete(db: &mut Db, id: i64) -> QueryResult<usize> {
     with_conn!(db, |conn| diesel::delete(users::table.find(id))
-        .execute(conn))
+        .execute(conn)
+        .map_err(|e| conn.classify(e)))
 }
 
 /// A row as rotation reads it: its id, key and current ciphertexts.
@@ -384,16 +387,22 @@ fn reseal_mysql(conn: &mut diesel::MysqlConnection, rows: &[Reseal]) -> QueryRes
         })
         .collect();
     conn.transaction(|c| {
-        diesel::delete(scratch::table).execute(c)?;
-        diesel::insert_into(scratch::table)
-            .values(&scratch_rows)
-            .execute(c)?;
-        diesel::sql_query(
-            "UPDATE users u JOIN fieldseal_reseal t \
-               ON u.id = t.id AND u.name = t.old_name AND u.email <=> t.old_email \
-             SET u.name = t.name, u.email = t.email, u.key_id = t.key_id",
-        )
-        .execute(c)
+        let swapped = diesel::delete(scratch::table)
+            .execute(c)
+            .and_then(|_| {
+                diesel::insert_into(scratch::table)
+                    .values(&scratch_rows)
+                    .execute(c)
+            })
+            .and_then(|_| {
+                diesel::sql_query(
+                    "UPDATE users u JOIN fieldseal_reseal t \
+                       ON u.id = t.id AND u.name = t.old_name AND u.email <=> t.old_email \
+                     SET u.name = t.name, u.email = t.email, u.key_id = t.key_id",
+                )
+                .execute(c)
+            });
+        swapped.map_err(|e| retry::classify(c, e))
     })
 }
 
@@ -512,7 +521,10 @@ pub fn reindex(db: &mut Db, rows: &[Reindex]) -> QueryResult<usize> {
         }};
     }
     match db {
-        Db::Mysql(conn) => conn.transaction(|c| swap_all!(c)),
+        Db::Mysql(conn) => conn.transaction(|c| {
+            let swapped: QueryResult<usize> = (|| swap_all!(c))();
+            swapped.map_err(|e| retry::classify(c, e))
+        }),
         Db::Sqlite(conn) => conn.immediate_transaction(|c| swap_all!(c)),
     }
 }

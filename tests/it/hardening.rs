@@ -432,3 +432,47 @@ fn a_new_sqlite_database_and_its_wal_are_private() {
     let _ = rotate::status;
     let _ = Changes::default();
 }
+
+// Two importers at once whose files share half their emails: the unique
+// index makes their batches deadlock or wait on each other; each batch is
+// retried whole, both finish, and every email is stored exactly once.
+tool_tests!(
+    overlapping_importers_both_finish_and_store_each_email_once,
+    |tool| {
+        // One file ascending, the other descending through the shared half:
+        // their batches take the same unique-index locks in opposite orders.
+        let ascending: Vec<u32> = (0..2000).collect();
+        let descending: Vec<u32> = (1000..3000).rev().collect();
+        for (file, ids) in [("a.csv", ascending), ("b.csv", descending)] {
+            let mut csv = String::from("name,email,age\n");
+            for i in ids {
+                csv.push_str(&format!("Person {file} {i},p{i}@example.org,{}\n", i % 100));
+            }
+            std::fs::write(tool.path(file), csv).unwrap();
+        }
+        tool.ok(&["list"]); // the schema and keyring first
+        let importers: Vec<_> = ["a.csv", "b.csv"]
+            .iter()
+            .map(|file| {
+                tool.cmd(
+                    PASS,
+                    &["import", file, "--batch-size", "2000", "--on-error", "skip"],
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for child in importers {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(
+                !stderr(&out).to_lowercase().contains("deadlock"),
+                "{}",
+                stderr(&out)
+            );
+        }
+        assert_eq!(tool.raw_count(), 3000, "each of the 3,000 emails once");
+    }
+);

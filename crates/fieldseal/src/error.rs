@@ -80,9 +80,17 @@ pub enum Error {
     /// A value was too large to encrypt with AES-GCM (over 64 GiB).
     #[error("value too large to encrypt")]
     TooLarge,
-    /// A database error from the key store.
+    /// A database error from the key store. The server's message is shown
+    /// once: it is not also the error's `source`, so printing the chain of
+    /// causes never repeats it.
     #[error("key store database error: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(e: diesel::result::Error) -> Self {
+        Error::Database(e)
+    }
 }
 
 impl Error {

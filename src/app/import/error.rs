@@ -179,9 +179,20 @@ impl fmt::Display for ImportError {
 }
 
 impl std::error::Error for ImportError {
+    /// The message already holds the wrapped error's own message, so the
+    /// chain goes on below it: printing the chain never repeats a line.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            ImportErrorKind::Io(e) | ImportErrorKind::Rejects(e) => Some(e),
+            ImportErrorKind::App(e) => std::error::Error::source(e),
+            _ => None,
+        }
+    }
+}
+
+impl ImportError {
+    /// The service error inside, if that is what stopped the import.
+    pub fn app_error(&self) -> Option<&AppError> {
+        match &self.kind {
             ImportErrorKind::App(e) => Some(e),
             _ => None,
         }
@@ -215,5 +226,22 @@ mod tests {
         )
         .is_resumable());
         assert!(!ImportError::new(ImportErrorKind::Empty, path).is_resumable());
+    }
+
+    #[test]
+    fn the_server_message_is_printed_once() {
+        let server = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new("Table 'x' is full".to_owned()),
+        );
+        let err = ImportError::new(ImportErrorKind::App(server.into()), Path::new("u.csv"));
+        let shown = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(shown, "u.csv: database error: Table 'x' is full");
+        let busy = ImportError::new(
+            ImportErrorKind::App(AppError::Busy { attempts: 8 }),
+            Path::new("u.csv"),
+        );
+        let shown = format!("{:#}", anyhow::Error::from(busy));
+        assert_eq!(shown.matches("conflict").count(), 1, "{shown}");
     }
 }

@@ -8,6 +8,7 @@ use super::rejects::{RejectSink, Rejection};
 use super::{ImportReport, OnError, Progress};
 use crate::app::Session;
 use crate::store::imports::{self, BulkLoader, Committed, ImportRow};
+use crate::store::retry::retry;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
@@ -89,14 +90,12 @@ impl Writer<'_> {
             next.inserted += batch.rows.len() as i64;
             next.rejected += batch.rejections.len() as i64;
             next.updated_at = chrono::Utc::now().naive_utc();
-            let committed = imports::commit_batch(
-                &mut self.session.db,
-                &batch.rows,
-                &next,
-                self.first_commit,
-                &mut self.loader,
-            )
-            .map_err(|e| self.app_error(e))?;
+            // The batch with its progress row is one transaction: a
+            // deadlock or a cluster conflict rolls both back, and the
+            // batch is written again.
+            let (db, loader, first) = (&mut self.session.db, &mut self.loader, self.first_commit);
+            let committed = retry(|| imports::commit_batch(db, &batch.rows, &next, first, loader))
+                .map_err(|e| self.app_error(e))?;
             match committed {
                 Committed::Yes => {
                     self.progress = next;
