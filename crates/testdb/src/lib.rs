@@ -5,10 +5,16 @@
 //! `FIELDSEAL_TEST_PG_URL` (defaults: the local servers, user root /
 //! postgres). When a server does not answer, the test is skipped with a
 //! note, unless `FIELDSEAL_REQUIRE_SERVERS=1` or `CI=true`: then it fails.
+//!
+//! The [`galera`] module: a shared 3-node Galera cluster, from
+//! `FIELDSEAL_TEST_GALERA_URLS`, for tests across nodes and node crashes.
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+pub mod galera;
+pub use galera::{Cluster, ClusterDb, NodeStatus};
 
 /// Which server a [`TestDb`] lives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
