@@ -48,7 +48,12 @@ impl Tool {
 
     /// Runs and asserts success; returns stdout.
     pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_with(PASS, args)
+    }
+
+    /// [`Tool::ok`] with another passphrase.
+    pub(crate) fn ok_with(&self, passphrase: &str, args: &[&str]) -> String {
+        let out = self.run_with(passphrase, args);
         assert!(
             out.status.success(),
             "fieldseal {args:?} failed ({}): {}",

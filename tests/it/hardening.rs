@@ -476,3 +476,37 @@ tool_tests!(
         assert_eq!(tool.raw_count(), 3000, "each of the 3,000 emails once");
     }
 );
+
+// A keyring made at the old, cheaper Argon2id cost still opens; keys
+// status says so; change-passphrase moves it to the current default.
+tool_tests!(change_passphrase_raises_an_old_keyring_s_kdf_cost, |tool| {
+    let url = DbUrl::parse(Some(&tool.db.url)).unwrap();
+    let pass = MasterSecret::Passphrase(Passphrase::new(PASS.into()));
+    let mut db = Db::connect(&url).unwrap();
+    fieldseal_tool::with_conn!(&mut db, |c| fieldseal::KeyStore::create(
+        c,
+        &pass,
+        fieldseal::KdfParams::FLOOR
+    ))
+    .unwrap();
+    drop(db);
+    tool.ok(&["add", "--name", "Ada", "--age", "36"]);
+    let status = tool.ok(&["keys", "status"]);
+    assert!(
+        status.contains("Argon2id, 19 MiB, 2 iterations"),
+        "{status}"
+    );
+    assert!(status.contains("below the current default"), "{status}");
+    let mut cmd = tool.cmd(PASS, &["keys", "change-passphrase"]);
+    let out = cmd
+        .env("FIELDSEAL_NEW_PASSPHRASE", "a new long passphrase")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = tool.ok_with("a new long passphrase", &["keys", "status"]);
+    assert!(
+        status.contains("Argon2id, 64 MiB, 3 iterations"),
+        "{status}"
+    );
+    assert!(!status.contains("below the current default"), "{status}");
+});

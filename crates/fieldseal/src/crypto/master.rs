@@ -676,3 +676,28 @@ mod key_file_tests {
         assert!(err.contains("does not exist"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[cfg(unix)]
+mod key_file_owner_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A key file someone else owns is refused even with mode 0600 (it
+    /// takes root to hand a file to another user, so only root runs it).
+    #[test]
+    fn a_key_file_owned_by_another_user_is_refused() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("SKIPPED: needs root to chown a file to another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        std::fs::write(&path, SecretKey::generate().to_base64().as_bytes()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(read_key_file(&path).is_ok(), "root's own file");
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let err = read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("owned by user 65534"), "{err}");
+    }
+}
