@@ -176,6 +176,7 @@ impl Db {
         match url {
             DbUrl::Mysql(u) => {
                 let mut conn = MysqlConnection::establish(u).map_err(connect_err)?;
+                causal_reads(&mut conn);
                 migrate(&mut conn, || MYSQL_MIGRATIONS).map_err(migrate_err)?;
                 Ok(Db::Mysql(conn))
             }
@@ -219,6 +220,27 @@ impl Db {
             Db::Mysql(_) => "mysql",
             Db::Sqlite(_) => "sqlite",
         }
+    }
+}
+
+/// On a Galera node, makes this session's reads wait until the node has
+/// applied every write the cluster certified before them, so a record
+/// committed through one node is there when the next command reads it
+/// through another (`wsrep_sync_wait = 1`). Elsewhere it does nothing.
+fn causal_reads(conn: &mut MysqlConnection) {
+    use diesel::connection::SimpleConnection;
+    #[derive(QueryableByName)]
+    struct WsrepOn {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        on: bool,
+    }
+    let galera = diesel::sql_query("SELECT @@wsrep_on AS `on`")
+        .get_result::<WsrepOn>(conn)
+        .is_ok_and(|r| r.on);
+    if galera {
+        // Best effort: a server that refuses it still works, with reads
+        // that may trail other nodes by a moment.
+        let _ = conn.batch_execute("SET SESSION wsrep_sync_wait = 1");
     }
 }
 

@@ -2,6 +2,7 @@
 //! MariaDB/MySQL: the binary, the prompt, import and key lifecycle.
 
 mod cli;
+mod galera;
 mod hardening;
 mod import;
 mod keys;
