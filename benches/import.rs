@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo bench --bench import                 # 1,000,000 rows
-//! cargo bench --bench import -- --rows 200000 --repeat 5
+//! cargo bench --bench import -- --rows 200000 --repeat 5 --batch-size 5000
 //! ```
 //!
 //! Generates a deterministic CSV (non-ASCII names, names with commas and
@@ -313,13 +313,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn repeat_arg() -> usize {
+    number_arg("--repeat").unwrap_or(3)
+}
+
+/// Records per import batch (`--batch-size`, default the importer's own).
+fn batch_size_arg() -> usize {
+    number_arg("--batch-size").unwrap_or_else(|| ImportOptions::default().batch_size)
+}
+
+fn number_arg(name: &str) -> Option<usize> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
-        .position(|a| a == "--repeat")
+        .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
+        .and_then(|n| n.replace('_', "").parse().ok())
         .filter(|&n| n > 0)
-        .unwrap_or(3)
 }
 
 fn truncate(session: &mut Session, table: &str) -> QueryResult<()> {
@@ -337,6 +345,7 @@ fn import_once(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let options = ImportOptions {
         bulk_load,
+        batch_size: batch_size_arg(),
         ..ImportOptions::default()
     };
     let report = match sealer {

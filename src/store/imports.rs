@@ -80,7 +80,9 @@ pub fn commit_batch(
             c.write_rows(rows, loader)
         };
         let saved = written.and_then(|()| save_progress(c, progress, first).map_err(TxError::Db));
-        saved.map_err(|e| c.classify(e))
+        saved
+            .map_err(|e| c.classify(e))
+            .and_then(|()| c.commit_now().map_err(TxError::Db))
     }));
     match result {
         Ok(()) => Ok(Committed::Yes),
@@ -142,6 +144,11 @@ trait WriteRows {
     fn classify(&mut self, e: TxError) -> TxError {
         e
     }
+    /// Commits now, classifying a failed commit (see
+    /// [`super::retry::commit_now`]).
+    fn commit_now(&mut self) -> QueryResult<()> {
+        Ok(())
+    }
 }
 
 impl WriteRows for diesel::SqliteConnection {
@@ -168,6 +175,9 @@ impl WriteRows for diesel::MysqlConnection {
             TxError::Db(e) => TxError::Db(super::retry::classify(self, e)),
             other => other,
         }
+    }
+    fn commit_now(&mut self) -> QueryResult<()> {
+        super::retry::commit_now(self)
     }
 }
 

@@ -58,22 +58,47 @@ pub fn classify(conn: &mut MysqlConnection, e: Error) -> Error {
     Error::DatabaseError(kind, info)
 }
 
+/// Commits the transaction Diesel opened, from inside its closure, so a
+/// failed commit is classified before anything else runs on the
+/// connection. On a Galera cluster a conflict with another node is found
+/// at commit (certification): Diesel's own commit would report it as
+/// `Unknown` and roll back, which clears the error number. After this,
+/// Diesel's COMMIT finds no open transaction and does nothing.
+///
+/// # Errors
+/// The commit's error, classified.
+pub fn commit_now(conn: &mut MysqlConnection) -> QueryResult<()> {
+    conn.batch_execute("COMMIT").map_err(|e| classify(conn, e))
+}
+
 /// [`classify`] on whichever connection: SQLite reports no such errors
 /// (its busy timeout waits instead).
 pub trait Classify {
     /// `e`, marked transient when a retry can cure it.
     fn classify(&mut self, e: Error) -> Error;
+    /// [`commit_now`] on MySQL; nothing on SQLite, where Diesel's own
+    /// commit follows.
+    ///
+    /// # Errors
+    /// The commit's error, classified.
+    fn commit_now(&mut self) -> QueryResult<()>;
 }
 
 impl Classify for MysqlConnection {
     fn classify(&mut self, e: Error) -> Error {
         classify(self, e)
     }
+    fn commit_now(&mut self) -> QueryResult<()> {
+        commit_now(self)
+    }
 }
 
 impl Classify for diesel::SqliteConnection {
     fn classify(&mut self, e: Error) -> Error {
         e
+    }
+    fn commit_now(&mut self) -> QueryResult<()> {
+        Ok(())
     }
 }
 

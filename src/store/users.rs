@@ -115,7 +115,9 @@ pub fn insert(db: &mut Db, row: &NewUserRow) -> QueryResult<i64> {
             .values(row.clone())
             .execute(conn)
             .and_then(|_| diesel::select(sql::<BigInt>(last_id)).get_result(conn));
-        inserted.map_err(|e| conn.classify(e))
+        let id = inserted.map_err(|e| conn.classify(e))?;
+        conn.commit_now()?;
+        Ok(id)
     }))
 }
 
@@ -402,7 +404,9 @@ fn reseal_mysql(conn: &mut diesel::MysqlConnection, rows: &[Reseal]) -> QueryRes
                 )
                 .execute(c)
             });
-        swapped.map_err(|e| retry::classify(c, e))
+        let swapped = swapped.map_err(|e| retry::classify(c, e))?;
+        retry::commit_now(c)?;
+        Ok(swapped)
     })
 }
 
@@ -523,7 +527,9 @@ pub fn reindex(db: &mut Db, rows: &[Reindex]) -> QueryResult<usize> {
     match db {
         Db::Mysql(conn) => conn.transaction(|c| {
             let swapped: QueryResult<usize> = (|| swap_all!(c))();
-            swapped.map_err(|e| retry::classify(c, e))
+            let swapped = swapped.map_err(|e| retry::classify(c, e))?;
+            retry::commit_now(c)?;
+            Ok(swapped)
         }),
         Db::Sqlite(conn) => conn.immediate_transaction(|c| swap_all!(c)),
     }

@@ -143,8 +143,49 @@ pub(crate) mod sealed {
     }
 }
 
+/// MySQL: commits from inside the transaction, so that a commit a cluster
+/// refuses (a Galera certification conflict, found only at commit) is told
+/// apart from other failures before Diesel's rollback clears the error
+/// number. Diesel reports such a failed commit as `Unknown`; this reports
+/// a deadlock or conflict (1213), a lock wait timeout (1205) and a node
+/// that is not ready (1047) as `SerializationFailure`, which key-store
+/// writes retry. Diesel's own COMMIT then finds nothing left to commit.
+#[cfg(feature = "mysql")]
+fn mysql_commit(conn: &mut diesel::MysqlConnection) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    use diesel::result::{DatabaseErrorKind, Error};
+    #[derive(QueryableByName)]
+    struct Errno {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        errno: Option<i64>,
+    }
+    match conn.batch_execute("COMMIT") {
+        Err(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+            let errno = conn
+                .batch_execute("GET DIAGNOSTICS CONDITION 1 @fieldseal_errno = MYSQL_ERRNO")
+                .and_then(|()| {
+                    diesel::sql_query("SELECT @fieldseal_errno AS errno").get_result::<Errno>(conn)
+                })
+                .ok()
+                .and_then(|r| r.errno);
+            let kind = match errno {
+                Some(1205 | 1213 | 1047) => DatabaseErrorKind::SerializationFailure,
+                _ => DatabaseErrorKind::Unknown,
+            };
+            Err(Error::DatabaseError(kind, info))
+        }
+        other => other,
+    }
+}
+
+/// The other backends: Diesel's own commit follows.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn no_early_commit<C>(_: &mut C) -> QueryResult<()> {
+    Ok(())
+}
+
 macro_rules! impl_keystore_connection {
-    ($feature:literal, $conn:ty, $v1:literal, $v2:literal, $begin:ident) => {
+    ($feature:literal, $conn:ty, $v1:literal, $v2:literal, $begin:ident, $commit:ident) => {
         #[cfg(feature = $feature)]
         impl KeyStoreConnection for $conn {}
 
@@ -155,7 +196,11 @@ macro_rules! impl_keystore_connection {
                 F: FnOnce(&mut Self) -> Result<T, E>,
                 E: From<diesel::result::Error>,
             {
-                self.$begin(f)
+                self.$begin(|c| {
+                    let value = f(c)?;
+                    $commit(c)?;
+                    Ok(value)
+                })
             }
             fn install_keystore_schema(&mut self) -> QueryResult<()> {
                 use diesel::connection::SimpleConnection;
@@ -228,19 +273,22 @@ impl_keystore_connection!(
     diesel::MysqlConnection,
     "mysql.sql",
     "mysql-v2.sql",
-    transaction
+    transaction,
+    mysql_commit
 );
 impl_keystore_connection!(
     "sqlite",
     diesel::SqliteConnection,
     "sqlite.sql",
     "sqlite-v2.sql",
-    immediate_transaction
+    immediate_transaction,
+    no_early_commit
 );
 impl_keystore_connection!(
     "postgres",
     diesel::PgConnection,
     "postgres.sql",
     "postgres-v2.sql",
-    transaction
+    transaction,
+    no_early_commit
 );
