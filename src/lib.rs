@@ -57,7 +57,7 @@ pub mod fuzzing {
     #[cfg(fuzzing)]
     mod hooks {
         use super::header::{read_header, Field};
-        use super::reader::{read_batches, ReaderSetup};
+        use super::reader::{read_batches, CountLines, Lines, ReaderSetup};
         use crate::app::import::{Position, RecordSealer, Rejection};
         use crate::store::users::NewUserRow;
         use std::io::BufReader;
@@ -94,8 +94,6 @@ pub mod fuzzing {
         pub struct ImportRun {
             /// The header, or why it was refused.
             pub header: Option<Result<HeaderOut, String>>,
-            /// The CRLF correction of line numbers.
-            pub line_offset: u64,
             /// Records accepted, in order.
             pub accepted: Vec<Accepted>,
             /// Records rejected, in order.
@@ -127,11 +125,15 @@ pub mod fuzzing {
                 .collect();
             let mut run = ImportRun::default();
             // As import_with.
+            let lines = Lines::default();
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(false)
                 .flexible(true)
                 .buffer_capacity(1 << 16)
-                .from_reader(BufReader::with_capacity(1 << 16, data));
+                .from_reader(BufReader::with_capacity(
+                    1 << 16,
+                    CountLines::new(data, lines.clone()),
+                ));
             let (columns, fields) = match read_header(&mut reader, path, &mapping) {
                 Ok(header) => header,
                 Err(e) => {
@@ -146,7 +148,6 @@ pub mod fuzzing {
                 count: columns.count,
                 fields,
             }));
-            run.line_offset = u64::from(reader.position().line() == 1);
             let batch_size = batch_size.max(1);
             let setup = ReaderSetup {
                 path: path.to_owned(),
@@ -154,7 +155,7 @@ pub mod fuzzing {
                 batch_size,
                 skip,
                 abort,
-                line_offset: run.line_offset,
+                lines,
             };
             // Room for every batch the reader can send: it never blocks.
             let (tx, rx) = std::sync::mpsc::sync_channel(data.len() / batch_size + 4);

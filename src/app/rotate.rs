@@ -256,6 +256,10 @@ fn rotate_index_keys(
     })
 }
 
+/// How often a running rotation refreshes its lease (it goes stale after
+/// [`locks::STALE_AFTER_SECS`]).
+const LEASE_REFRESH: Duration = Duration::from_secs(10);
+
 /// The name of the lease every key rotation holds while it runs.
 const ROTATION_LEASE: &str = "key-rotation";
 
@@ -334,6 +338,7 @@ fn run_passes<P: Pass>(
     let batch = i64::try_from(batch_size.max(1)).unwrap_or(1000);
     let mut progress = RotateProgress::default();
     let mut raced = 0u64;
+    let mut refreshed = Instant::now();
     for round in 0.. {
         let pending = pass.pending(session)?;
         if !another_pass(pending, round, P::COMMAND)? {
@@ -350,8 +355,13 @@ fn run_passes<P: Pass>(
                 .map(|row| pass.rewrite(session, row))
                 .collect::<Result<Vec<_>, AppError>>()?;
             let swapped = pass.swap(session, &work)?;
-            if !locks::refresh(&mut session.db, lease)? {
-                return Err(AppError::RotationTakenOver);
+            // The lease goes stale after a minute without a refresh: one
+            // every ten seconds keeps it, without a commit per batch.
+            if refreshed.elapsed() >= LEASE_REFRESH {
+                if !locks::refresh(&mut session.db, lease)? {
+                    return Err(AppError::RotationTakenOver);
+                }
+                refreshed = Instant::now();
             }
             progress.rewritten += swapped as u64;
             raced += (work.len() - swapped) as u64;

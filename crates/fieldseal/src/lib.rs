@@ -180,17 +180,18 @@ pub mod fuzzing {
     pub use self::hooks::*;
 
     /// What `KeyStore::unlock` does with the rows it read, without a
-    /// database: the same steps, in the same order, as `keystore::open`
-    /// (and `derive_checked`, `stored_params`, `to_keyring`), on rows the
-    /// caller supplies. `fuzz/src/bin/keyrows_sqlite.rs` checks it against
-    /// the real `KeyStore::unlock` on SQLite.
+    /// database: the key store's own `derive_checked`, `check_and_unwrap`
+    /// and `to_keyring` on rows the caller supplies (`keystore::open` runs
+    /// the same after reading them). `fuzz/src/bin/keyrows_sqlite.rs`
+    /// checks it against the real `KeyStore::unlock` on SQLite.
     #[cfg(fuzzing)]
     mod hooks {
         use crate::crypto::key::SecretKey;
         use crate::crypto::keyring::Keyring;
-        use crate::crypto::master::{self, Binding, KdfParams, ListedKey, MasterSecret};
-        use crate::error::{Error, KeyStoreError, Result};
-        use crate::keystore::{PURPOSE_DATA, PURPOSE_INDEX};
+        use crate::crypto::master::{self, Binding, ListedKey, MasterSecret};
+        use crate::error::Result;
+        use crate::keystore::tables::{KeyRow, KeyringRow};
+        use crate::keystore::{self, PURPOSE_DATA, PURPOSE_INDEX};
 
         /// The `fieldseal_keyring` row, as read.
         #[derive(Debug, Clone)]
@@ -232,10 +233,6 @@ pub mod fuzzing {
             MasterSecret::Key(SecretKey::from_bytes(&mut master.to_owned()))
         }
 
-        fn key_id(id: i64) -> Result<u32> {
-            u32::try_from(id).map_err(|_| KeyStoreError::KeyIdOutOfRange(id).into())
-        }
-
         fn static_purpose(purpose: &str) -> Option<&'static str> {
             match purpose {
                 PURPOSE_DATA => Some(PURPOSE_DATA),
@@ -245,7 +242,10 @@ pub mod fuzzing {
         }
 
         /// Unlocks `key_rows` (as a database holds them: one per purpose
-        /// and id) under `row` with the master key `master`.
+        /// and id) under `row` with the master key `master`: the key
+        /// store's own steps after it read the rows (parameter bounds, key
+        /// check, key-list MAC, unwrapping, the keyring), without a
+        /// database.
         ///
         /// # Errors
         /// As `KeyStore::unlock`, but for database errors.
@@ -254,63 +254,33 @@ pub mod fuzzing {
             row: &KeyringRowIn,
             key_rows: &[KeyRowIn],
         ) -> Result<Keyring> {
+            let row = KeyringRow {
+                id: 1,
+                kdf_salt: row.kdf_salt.clone(),
+                kdf_m_cost: row.kdf_m_cost,
+                kdf_t_cost: row.kdf_t_cost,
+                kdf_p_cost: row.kdf_p_cost,
+                key_check: row.key_check.clone(),
+                created_at: 0,
+                keyring_id: row.keyring_id.clone(),
+                version: row.version,
+                key_list_mac: row.key_list_mac.clone(),
+            };
             // load_key_rows: ORDER BY purpose, id.
-            let mut key_rows: Vec<&KeyRowIn> = key_rows.iter().collect();
+            let mut key_rows: Vec<KeyRow> = key_rows
+                .iter()
+                .map(|r| KeyRow {
+                    purpose: r.purpose.clone(),
+                    id: r.id,
+                    wrapped: r.wrapped.clone(),
+                    state: r.state.clone(),
+                    created_at: r.created_at,
+                })
+                .collect();
             key_rows.sort_by(|a, b| (&a.purpose, a.id).cmp(&(&b.purpose, b.id)));
-            let secret = master_secret(master);
-            // derive_checked, with stored_params.
-            let as_u32 = |v: i32| {
-                u32::try_from(v)
-                    .map_err(|_| KeyStoreError::KdfParams("a stored parameter is negative".into()))
-            };
-            let params = KdfParams {
-                m_cost_kib: as_u32(row.kdf_m_cost)?,
-                t_cost: as_u32(row.kdf_t_cost)?,
-                p_cost: as_u32(row.kdf_p_cost)?,
-            };
-            params.check()?;
-            let master = secret.derive(&row.kdf_salt, params)?;
-            if !master::verify_key_check(&master, &row.key_check) {
-                return Err(Error::WrongMasterKey);
-            }
-            // open: the key-list MAC (format 2), then every wrapped key.
-            if let Some(keyring_id) = &row.keyring_id {
-                let listed: Vec<ListedKey<'_>> = key_rows
-                    .iter()
-                    .map(|r| {
-                        Ok(ListedKey {
-                            purpose: r.purpose.as_str(),
-                            id: key_id(r.id)?,
-                            state: r.state.as_str(),
-                            wrapped: &r.wrapped,
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-                let mac = row.key_list_mac.as_deref().unwrap_or_default();
-                if !master::verify_key_list_mac(&master, keyring_id, row.version, &listed, mac) {
-                    return Err(Error::KeyTableAltered);
-                }
-            }
-            let mut data = Vec::new();
-            let mut index = Vec::new();
-            for r in &key_rows {
-                let purpose = static_purpose(&r.purpose)
-                    .ok_or_else(|| KeyStoreError::UnknownPurpose(r.purpose.clone()))?;
-                let id = key_id(r.id)?;
-                let binding = Binding {
-                    keyring: row.keyring_id.as_deref(),
-                    purpose,
-                    id,
-                };
-                let key = master::unwrap_key(&master, binding, &r.wrapped)?;
-                // to_keyring
-                if purpose == PURPOSE_DATA {
-                    data.push((id, key));
-                } else {
-                    index.push((id, key));
-                }
-            }
-            Keyring::new(data, index).map_err(|_| KeyStoreError::NoDataKey.into())
+            let master = keystore::derive_checked(&row, &master_secret(master))?;
+            let keys = keystore::check_and_unwrap(&row, &key_rows, &master)?;
+            keystore::to_keyring(keys)
         }
 
         /// The key check value of `master`.

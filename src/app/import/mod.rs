@@ -230,15 +230,16 @@ pub fn import_with(
     let resumed_after = u64::try_from(progress.records_done).unwrap_or(0);
 
     let file = File::open(path).map_err(|e| err(ImportErrorKind::Io(e)))?;
+    let lines = reader::Lines::default();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 16)
-        .from_reader(BufReader::with_capacity(1 << 16, file));
+        .from_reader(BufReader::with_capacity(
+            1 << 16,
+            reader::CountLines::new(file, lines.clone()),
+        ));
     let (columns, header) = header::read_header(&mut reader, path, &options.mapping)?;
-    // The csv crate counts a CRLF line end only when the next record starts,
-    // so its line numbers run one behind in CRLF files; correct for that.
-    let line_offset = u64::from(reader.position().line() == 1);
     rejects
         .header(&header)
         .map_err(|e| err(ImportErrorKind::Rejects(e)))?;
@@ -276,7 +277,7 @@ pub fn import_with(
         batch_size,
         skip: resumed_after,
         abort: options.on_error == OnError::Abort,
-        line_offset,
+        lines,
     };
     std::thread::scope(|scope| -> Result<(), ImportError> {
         scope.spawn(move || reader::read_batches(reader, setup, sealer, &tx));

@@ -9,9 +9,95 @@ use crate::app::record::{parse_age, parse_email, parse_name};
 use crate::app::RecordInput;
 use crate::store::imports::BatchRows;
 use crate::store::users::NewUserRow;
+use std::collections::VecDeque;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The true line numbers of a file the CSV reader reads. The csv crate
+/// counts a CRLF line end only when the next record starts (so its
+/// numbers run one behind after every CRLF, differently in files that mix
+/// LF and CRLF), and it reports a record's start inside the line ends and
+/// blank lines before it. This notes every run of line-end bytes (CR and
+/// LF) as [`CountLines`] passes the bytes to the reader, and numbers a
+/// record by the line its first byte after such a run is on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lines(Arc<Mutex<LineBreaks>>);
+
+#[derive(Debug, Default)]
+struct LineBreaks {
+    /// Bytes passed on so far.
+    consumed: u64,
+    /// Runs of CR and LF bytes not yet passed by a record: (first byte,
+    /// line feeds in it).
+    ahead: VecDeque<(u64, u64)>,
+    /// The run still open at the end of the last read, if any.
+    open: Option<(u64, u64)>,
+    /// Line feeds before the last record asked about.
+    behind: u64,
+}
+
+impl Lines {
+    /// The line (from 1) of a record the csv crate says starts at byte
+    /// `offset`. Offsets must be asked in increasing order (records come
+    /// in file order).
+    pub(crate) fn line_at(&self, offset: u64) -> u64 {
+        let mut breaks = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(run) = breaks.open.take() {
+            // A run reaching the end of what was read so far: the reader
+            // has seen all of it when it asks about a record after it.
+            breaks.ahead.push_back(run);
+        }
+        // Runs before the record, and the one its reported start falls in.
+        while let Some(&(start, feeds)) = breaks.ahead.front() {
+            if start <= offset {
+                breaks.ahead.pop_front();
+                breaks.behind += feeds;
+            } else {
+                break;
+            }
+        }
+        breaks.behind + 1
+    }
+}
+
+/// A reader that notes where the runs of line-end bytes are, for [`Lines`].
+pub(crate) struct CountLines<R> {
+    inner: R,
+    lines: Lines,
+}
+
+impl<R: Read> CountLines<R> {
+    /// Wraps `inner`; `lines` answers for the bytes read through it.
+    pub(crate) fn new(inner: R, lines: Lines) -> Self {
+        CountLines { inner, lines }
+    }
+}
+
+impl<R: Read> Read for CountLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.lines.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let base = breaks.consumed;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let at = base + i as u64;
+            match (b, breaks.open) {
+                (b'\r' | b'\n', Some((start, feeds))) => {
+                    breaks.open = Some((start, feeds + u64::from(b == b'\n')));
+                }
+                (b'\r' | b'\n', None) => breaks.open = Some((at, u64::from(b == b'\n'))),
+                (_, Some(run)) => {
+                    breaks.ahead.push_back(run);
+                    breaks.open = None;
+                }
+                (_, None) => {}
+            }
+        }
+        breaks.consumed += n as u64;
+        Ok(n)
+    }
+}
 
 /// One batch from the reader thread.
 pub(super) struct Batch {
@@ -60,8 +146,9 @@ pub(super) struct ReaderSetup {
     /// Records an earlier run committed: read past, not imported again.
     pub skip: u64,
     pub abort: bool,
-    /// Added to the csv crate's line numbers (see the caller).
-    pub line_offset: u64,
+    /// The file's true line numbers (the reader reads through
+    /// [`CountLines`] over the same `Lines`).
+    pub lines: Lines,
 }
 
 /// Reads batches and sends them on. Stops at the end of the file, at the
@@ -81,7 +168,7 @@ pub(super) fn read_batches<R: Read>(
             Ok(true) => {}
             Err(e) => {
                 let position = Position {
-                    line: e.position().map_or(0, csv::Position::line),
+                    line: e.position().map_or(0, |p| setup.lines.line_at(p.byte())),
                     record: index + 1,
                 };
                 let _ = tx.send(Err(ImportError::new(
@@ -96,7 +183,9 @@ pub(super) fn read_batches<R: Read>(
         if index <= setup.skip {
             continue;
         }
-        let line = record.position().map_or(0, csv::Position::line) + setup.line_offset;
+        let line = record
+            .position()
+            .map_or(0, |p| setup.lines.line_at(p.byte()));
         batch.read += 1;
         batch.records_end = index - setup.skip;
         batch.last_line = line;
@@ -177,6 +266,32 @@ mod tests {
 
     fn record(fields: &[&[u8]]) -> csv::ByteRecord {
         csv::ByteRecord::from(fields.to_vec())
+    }
+
+    /// Each record's line is the line its first byte is on, whatever mix
+    /// of LF and CRLF the file uses (fuzzing found the old per-file
+    /// correction wrong for mixed files).
+    #[test]
+    fn line_numbers_hold_in_files_that_mix_lf_and_crlf() {
+        for (data, want) in [
+            (&b"name,email,age\r\nA,,1\nB,,2\n"[..], [2, 3]),
+            (b"name,email,age\nA,,1\r\nB,,2\n", [2, 3]),
+            (b"name,email,age\r\nA,,1\r\nB,,2\r\n", [2, 3]),
+            (b"name,email,age\n\"A\nB\",,1\r\nC,,2", [2, 4]),
+            (b"name,email,age\n\n\nA,,1\n\r\n\nB,,2\n", [4, 7]),
+        ] {
+            let lines = Lines::default();
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(CountLines::new(data, lines.clone()));
+            let mut record = csv::ByteRecord::new();
+            let mut got = Vec::new();
+            while reader.read_byte_record(&mut record).unwrap() {
+                got.push(lines.line_at(record.position().unwrap().byte()));
+            }
+            assert_eq!(got[0], 1, "header");
+            assert_eq!(got[1..], want, "{:?}", String::from_utf8_lossy(data));
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@
 //! A key table of format 1 (no keyring id, no MAC) is upgraded by the
 //! first [`KeyStore::unlock`] with the right master key.
 
-mod tables;
+pub(crate) mod tables;
 
 pub use tables::{schema_sql, KeyStoreConnection, SqlDialect};
 
@@ -80,7 +80,7 @@ pub struct KeyInfo {
 pub struct KeyStore;
 
 /// One unwrapped key with its stored facts.
-struct OpenKey {
+pub(crate) struct OpenKey {
     purpose: &'static str,
     id: u32,
     state: String,
@@ -537,7 +537,7 @@ fn snapshot<C: KeyStoreConnection>(conn: &mut C) -> Result<(KeyringRow, Vec<KeyR
 }
 
 /// The master key from `secret`, checked against the row's key check.
-fn derive_checked(row: &KeyringRow, secret: &MasterSecret) -> Result<SecretKey> {
+pub(crate) fn derive_checked(row: &KeyringRow, secret: &MasterSecret) -> Result<SecretKey> {
     let key = secret.derive(&row.kdf_salt, stored_params(row)?)?;
     if !master::verify_key_check(&key, &row.key_check) {
         return Err(Error::WrongMasterKey);
@@ -561,6 +561,18 @@ fn open<C: KeyStoreConnection>(
         }
         _ => derive_checked(&row, secret)?,
     };
+    let keys = check_and_unwrap(&row, &key_rows, &master)?;
+    Ok(Opened { row, master, keys })
+}
+
+/// What unlocking does with the rows it read, once the master key is
+/// known: the key-list MAC (format 2), then every key unwrapped under its
+/// binding. `key_rows` in (purpose, id) order, as the database gives them.
+pub(crate) fn check_and_unwrap(
+    row: &KeyringRow,
+    key_rows: &[KeyRow],
+    master: &SecretKey,
+) -> Result<Vec<OpenKey>> {
     if let Some(keyring_id) = &row.keyring_id {
         let listed: Vec<ListedKey<'_>> = key_rows
             .iter()
@@ -574,12 +586,12 @@ fn open<C: KeyStoreConnection>(
             })
             .collect::<Result<_>>()?;
         let mac = row.key_list_mac.as_deref().unwrap_or_default();
-        if !master::verify_key_list_mac(&master, keyring_id, row.version, &listed, mac) {
+        if !master::verify_key_list_mac(master, keyring_id, row.version, &listed, mac) {
             return Err(Error::KeyTableAltered);
         }
     }
     let mut keys = Vec::with_capacity(key_rows.len());
-    for r in &key_rows {
+    for r in key_rows {
         let purpose = match r.purpose.as_str() {
             PURPOSE_DATA => PURPOSE_DATA,
             PURPOSE_INDEX => PURPOSE_INDEX,
@@ -596,10 +608,10 @@ fn open<C: KeyStoreConnection>(
             id,
             state: r.state.clone(),
             created_at: r.created_at,
-            key: master::unwrap_key(&master, binding, &r.wrapped)?,
+            key: master::unwrap_key(master, binding, &r.wrapped)?,
         });
     }
-    Ok(Opened { row, master, keys })
+    Ok(keys)
 }
 
 /// One key-store write: read and check the current state, let `change`
@@ -720,7 +732,7 @@ fn list_mac(master: &SecretKey, keyring_id: &[u8], version: i64, rows: &[KeyRow]
 
 /// The keyring from unwrapped keys: the highest id of each purpose is the
 /// active one, as every write keeps it.
-fn to_keyring(keys: Vec<OpenKey>) -> Result<Keyring> {
+pub(crate) fn to_keyring(keys: Vec<OpenKey>) -> Result<Keyring> {
     let mut data = Vec::new();
     let mut index = Vec::new();
     for k in keys {
