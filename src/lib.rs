@@ -57,10 +57,9 @@ pub mod fuzzing {
     #[cfg(fuzzing)]
     mod hooks {
         use super::header::{read_header, Field};
-        use super::reader::{read_batches, CountLines, Lines, ReaderSetup};
+        use super::reader::{csv_reader, read_batches, Lines, ReaderSetup};
         use crate::app::import::{Position, RecordSealer, Rejection};
         use crate::store::users::NewUserRow;
-        use std::io::BufReader;
         use std::path::Path;
 
         /// The header's column positions and fields.
@@ -126,14 +125,7 @@ pub mod fuzzing {
             let mut run = ImportRun::default();
             // As import_with.
             let lines = Lines::default();
-            let mut reader = csv::ReaderBuilder::new()
-                .has_headers(false)
-                .flexible(true)
-                .buffer_capacity(1 << 16)
-                .from_reader(BufReader::with_capacity(
-                    1 << 16,
-                    CountLines::new(data, lines.clone()),
-                ));
+            let mut reader = csv_reader(data, &lines);
             let (columns, fields) = match read_header(&mut reader, path, &mapping) {
                 Ok(header) => header,
                 Err(e) => {

@@ -170,17 +170,34 @@ fn rotate_data(
     };
     let (mut rewritten, mut raced) = run_passes(&pass, session, lease, batch_size, on_progress)?;
     // The key_id column is not authenticated: rows it calls done whose
-    // ciphertext headers name another key are re-encrypted too.
-    if users::mark_header_mismatches(&mut session.db, active)? > 0 {
+    // ciphertext headers name another key are re-encrypted too. One scan
+    // tells whether there are any, and which keys the headers still name.
+    let mut census = users::header_census(&mut session.db)?;
+    let mismatched = |census: &[users::HeaderCensus]| {
+        census.iter().any(|c| {
+            c.key_id == i64::from(active)
+                && [Some(c.name_key), c.email_key.map(Some)]
+                    .into_iter()
+                    .flatten()
+                    .any(|k| k != Some(active))
+        })
+    };
+    if mismatched(&census) && users::mark_header_mismatches(&mut session.db, active)? > 0 {
         let (more, more_raced) = run_passes(&pass, session, lease, batch_size, on_progress)?;
         rewritten += more;
         raced += more_raced;
+        census = users::header_census(&mut session.db)?;
     }
     // Keep the active key, and any key a ciphertext still names (a
     // concurrent writer with an older keyring): "retired" means no stored
     // value uses it, as its own header says.
     let mut keep = vec![active];
-    keep.extend(users::header_key_ids(&mut session.db)?);
+    keep.extend(
+        census
+            .iter()
+            .flat_map(|c| [c.name_key, c.email_key])
+            .flatten(),
+    );
     let retired = with_conn!(&mut session.db, |c| KeyStore::retire_data_keys_except(
         c,
         session.keys.master(),

@@ -535,52 +535,93 @@ pub fn reindex(db: &mut Db, rows: &[Reindex]) -> QueryResult<usize> {
     }
 }
 
-/// The data-key ids named in the headers of the stored ciphertexts
-/// themselves (bytes 2–5 of each value), not in the `key_id` column: that
-/// column is not authenticated, the headers are what opening uses. A full
-/// scan, for the end of a rotation.
+/// What the stored ciphertexts themselves say about their keys: the
+/// distinct (key_id column, key id in the name's header, key id in the
+/// email's header) of all rows. The `key_id` column is not authenticated;
+/// the headers are what opening uses. One full scan (a consistent read,
+/// no locks), for the end of a rotation; the answer is a handful of rows.
 ///
 /// # Errors
 /// Database errors.
-pub fn header_key_ids(db: &mut Db) -> QueryResult<Vec<u32>> {
+pub fn header_census(db: &mut Db) -> QueryResult<Vec<HeaderCensus>> {
     #[derive(QueryableByName)]
-    struct Id {
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        key_id: i64,
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
-        id: Option<Vec<u8>>,
+        name_key: Option<Vec<u8>>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+        email_key: Option<Vec<u8>>,
     }
-    let ids: Vec<Id> = with_conn!(db, |conn| diesel::sql_query(
-        "SELECT DISTINCT SUBSTR(name, 2, 4) AS id FROM users \
-         UNION SELECT DISTINCT SUBSTR(email, 2, 4) AS id FROM users WHERE email IS NOT NULL"
+    let rows: Vec<Row> =
+        with_conn!(db, |conn| {
+            diesel::sql_query(
+        "SELECT DISTINCT key_id, SUBSTR(name, 2, 4) AS name_key, SUBSTR(email, 2, 4) AS email_key \
+         FROM users"
     )
-    .load(conn))?;
-    let mut ids: Vec<u32> = ids
+    .load(conn)
+        })?;
+    let id = |b: Option<Vec<u8>>| {
+        b.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
+            .map(u32::from_be_bytes)
+    };
+    Ok(rows
         .into_iter()
-        .filter_map(|r| r.id)
-        .filter_map(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
-        .map(u32::from_be_bytes)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+        .map(|r| HeaderCensus {
+            key_id: r.key_id,
+            name_key: id(r.name_key),
+            email_key: id(r.email_key),
+        })
+        .collect())
+}
+
+/// One line of [`header_census`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderCensus {
+    /// The `key_id` column.
+    pub key_id: i64,
+    /// The key id in the name's header (`None`: not a v1 ciphertext).
+    pub name_key: Option<u32>,
+    /// The key id in the email's header (`None`: no email, or malformed).
+    pub email_key: Option<u32>,
 }
 
 /// Marks as pending (`key_id = 0`) the rows whose `key_id` column says
 /// `active` while a ciphertext header names another key, so the next
-/// rotation pass re-encrypts them. Returns how many.
+/// rotation pass re-encrypts them. The rows are found with a consistent
+/// read, then updated by id: no lock is held on the rest of the table.
+/// Returns how many.
 ///
 /// # Errors
 /// Database errors.
 pub fn mark_header_mismatches(db: &mut Db, active: u32) -> QueryResult<usize> {
     use diesel::sql_types::{BigInt, Binary};
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
     let header = active.to_be_bytes().to_vec();
-    with_conn!(db, |conn| diesel::sql_query(
-        "UPDATE users SET key_id = 0 WHERE key_id = ? \
+    let ids: Vec<Id> = with_conn!(&mut *db, |conn| diesel::sql_query(
+        "SELECT id FROM users WHERE key_id = ? \
          AND (SUBSTR(name, 2, 4) <> ? OR (email IS NOT NULL AND SUBSTR(email, 2, 4) <> ?))"
     )
     .bind::<BigInt, _>(i64::from(active))
     .bind::<Binary, _>(&header)
     .bind::<Binary, _>(&header)
-    .execute(conn))
+    .load(conn))?;
+    let ids: Vec<i64> = ids.into_iter().map(|r| r.id).collect();
+    let mut marked = 0;
+    for chunk in ids.chunks(1000) {
+        marked += with_conn!(&mut *db, |conn| diesel::update(
+            users::table
+                .filter(users::id.eq_any(chunk))
+                .filter(users::key_id.eq(i64::from(active)))
+        )
+        .set(users::key_id.eq(0))
+        .execute(conn))?;
+    }
+    Ok(marked)
 }
 
 /// Number of rows.

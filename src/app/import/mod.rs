@@ -231,14 +231,7 @@ pub fn import_with(
 
     let file = File::open(path).map_err(|e| err(ImportErrorKind::Io(e)))?;
     let lines = reader::Lines::default();
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 16)
-        .from_reader(BufReader::with_capacity(
-            1 << 16,
-            reader::CountLines::new(file, lines.clone()),
-        ));
+    let mut reader = reader::csv_reader(file, &lines);
     let (columns, header) = header::read_header(&mut reader, path, &options.mapping)?;
     rejects
         .header(&header)

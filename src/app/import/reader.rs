@@ -99,6 +99,23 @@ impl<R: Read> Read for CountLines<R> {
     }
 }
 
+/// The CSV reader an import reads `input` with: raw records (the header
+/// too), a flexible field count (checked per record), 64 KiB buffers, and
+/// the file's true line numbers in `lines`.
+pub(crate) fn csv_reader<R: Read>(
+    input: R,
+    lines: &Lines,
+) -> csv::Reader<std::io::BufReader<CountLines<R>>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(std::io::BufReader::with_capacity(
+            1 << 16,
+            CountLines::new(input, lines.clone()),
+        ))
+}
+
 /// One batch from the reader thread.
 pub(super) struct Batch {
     pub rows: BatchRows,
