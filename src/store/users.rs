@@ -553,14 +553,9 @@ pub fn header_census(db: &mut Db) -> QueryResult<Vec<HeaderCensus>> {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
         email_key: Option<Vec<u8>>,
     }
-    let rows: Vec<Row> =
-        with_conn!(db, |conn| {
-            diesel::sql_query(
-        "SELECT DISTINCT key_id, SUBSTR(name, 2, 4) AS name_key, SUBSTR(email, 2, 4) AS email_key \
-         FROM users"
-    )
-    .load(conn)
-        })?;
+    const CENSUS: &str = "SELECT DISTINCT key_id, SUBSTR(name, 2, 4) AS name_key, \
+                          SUBSTR(email, 2, 4) AS email_key FROM users";
+    let rows: Vec<Row> = with_conn!(db, |conn| diesel::sql_query(CENSUS).load(conn))?;
     let id = |b: Option<Vec<u8>>| {
         b.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
             .map(u32::from_be_bytes)
