@@ -151,11 +151,18 @@ trait WriteRows {
     }
 }
 
+/// Rows per INSERT statement: 8 bound values a row stays under MySQL's
+/// 65,535 placeholders and SQLite's 32,766 variables a statement. A batch
+/// larger than this is several statements in its one transaction.
+const ROWS_PER_INSERT: usize = 4_000;
+
 impl WriteRows for diesel::SqliteConnection {
     fn write_rows(&mut self, rows: &BatchRows, _: &mut BulkLoader) -> Result<(), TxError> {
-        diesel::insert_into(users::table)
-            .values(rows)
-            .execute(self)?;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            diesel::insert_into(users::table)
+                .values(chunk)
+                .execute(self)?;
+        }
         Ok(())
     }
 }
@@ -163,9 +170,11 @@ impl WriteRows for diesel::SqliteConnection {
 impl WriteRows for diesel::MysqlConnection {
     fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError> {
         if !loader.load(self, rows)? {
-            diesel::insert_into(users::table)
-                .values(rows)
-                .execute(self)?;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                diesel::insert_into(users::table)
+                    .values(chunk)
+                    .execute(self)?;
+            }
         }
         Ok(())
     }

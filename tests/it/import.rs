@@ -340,3 +340,17 @@ fn rejects_file_is_private() {
     assert_eq!(mode, 0o600);
     let _ = Command::new("true").status();
 }
+
+// A batch larger than one statement may bind (MySQL allows 65,535
+// placeholders, SQLite 32,766 variables; a row binds 8) is written as
+// several statements in its one transaction.
+tool_tests!(batches_larger_than_one_statement_go_in, |tool| {
+    let mut csv = String::from("name,email,age\n");
+    for i in 0..12_000 {
+        csv.push_str(&format!("P{i},p{i}@example.org,{}\n", i % 100));
+    }
+    let name = write(&tool, "big-batch.csv", csv.as_bytes());
+    let out = tool.run(&["import", &name, "--batch-size", "10000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tool.raw_count(), 12_000);
+});
