@@ -188,7 +188,7 @@ pub mod fuzzing {
     mod hooks {
         use crate::crypto::key::SecretKey;
         use crate::crypto::keyring::Keyring;
-        use crate::crypto::master::{self, Binding, ListedKey, MasterSecret};
+        use crate::crypto::master::{self, Binding, MasterSecret};
         use crate::error::Result;
         use crate::keystore::tables::{KeyRow, KeyringRow};
         use crate::keystore::{self, PURPOSE_DATA, PURPOSE_INDEX};
@@ -233,6 +233,18 @@ pub mod fuzzing {
             MasterSecret::Key(SecretKey::from_bytes(&mut master.to_owned()))
         }
 
+        fn key_rows(rows: &[KeyRowIn]) -> Vec<KeyRow> {
+            rows.iter()
+                .map(|r| KeyRow {
+                    purpose: r.purpose.clone(),
+                    id: r.id,
+                    wrapped: r.wrapped.clone(),
+                    state: r.state.clone(),
+                    created_at: r.created_at,
+                })
+                .collect()
+        }
+
         fn static_purpose(purpose: &str) -> Option<&'static str> {
             match purpose {
                 PURPOSE_DATA => Some(PURPOSE_DATA),
@@ -267,16 +279,7 @@ pub mod fuzzing {
                 key_list_mac: row.key_list_mac.clone(),
             };
             // load_key_rows: ORDER BY purpose, id.
-            let mut key_rows: Vec<KeyRow> = key_rows
-                .iter()
-                .map(|r| KeyRow {
-                    purpose: r.purpose.clone(),
-                    id: r.id,
-                    wrapped: r.wrapped.clone(),
-                    state: r.state.clone(),
-                    created_at: r.created_at,
-                })
-                .collect();
+            let mut key_rows = self::key_rows(key_rows);
             key_rows.sort_by(|a, b| (&a.purpose, a.id).cmp(&(&b.purpose, b.id)));
             let master = keystore::derive_checked(&row, &master_secret(master))?;
             let keys = keystore::check_and_unwrap(&row, &key_rows, &master)?;
@@ -316,20 +319,11 @@ pub mod fuzzing {
             version: i64,
             rows: &[KeyRowIn],
         ) -> Vec<u8> {
-            let listed: Vec<ListedKey<'_>> = rows
-                .iter()
-                .map(|r| ListedKey {
-                    purpose: r.purpose.as_str(),
-                    id: u32::try_from(r.id).unwrap_or(u32::MAX),
-                    state: r.state.as_str(),
-                    wrapped: &r.wrapped,
-                })
-                .collect();
-            master::key_list_mac(
+            keystore::list_mac(
                 &SecretKey::from_bytes(&mut master.to_owned()),
                 keyring_id,
                 version,
-                &listed,
+                &key_rows(rows),
             )
         }
     }

@@ -717,7 +717,13 @@ fn wrap_all(master: &SecretKey, keyring_id: &[u8], keys: &[OpenKey]) -> Vec<KeyR
         .collect()
 }
 
-fn list_mac(master: &SecretKey, keyring_id: &[u8], version: i64, rows: &[KeyRow]) -> Vec<u8> {
+/// The key-list MAC of `rows` (see `master::key_list_mac`).
+pub(crate) fn list_mac(
+    master: &SecretKey,
+    keyring_id: &[u8],
+    version: i64,
+    rows: &[KeyRow],
+) -> Vec<u8> {
     let listed: Vec<ListedKey<'_>> = rows
         .iter()
         .map(|r| ListedKey {
