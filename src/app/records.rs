@@ -91,6 +91,12 @@ fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
 /// Database or crypto errors.
 pub fn email_owner(session: &mut Session, email: &str) -> Result<Option<i64>, AppError> {
     session.refresh()?;
+    owner_of(session, email)
+}
+
+/// [`email_owner`] with the keyring as it is: for callers that refreshed
+/// it already in the same operation.
+fn owner_of(session: &mut Session, email: &str) -> Result<Option<i64>, AppError> {
     let bidx = session.keyring.blind_indexes::<UserEmail>(email);
     Ok(users::by_email_bidx(&mut session.db, &bidx)?
         .first()
@@ -109,7 +115,7 @@ fn duplicate_email(existing: Option<i64>) -> AppError {
 pub fn add(session: &mut Session, input: &RecordInput) -> Result<Record, AppError> {
     session.refresh()?;
     if let Some(email) = &input.email {
-        if let Some(owner) = email_owner(session, email)? {
+        if let Some(owner) = owner_of(session, email)? {
             return Err(duplicate_email(Some(owner)));
         }
     }
@@ -220,7 +226,7 @@ pub fn update(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<R
         }
         if let Some(email) = &email {
             if let Some(new) = email {
-                if let Some(owner) = email_owner(session, new)?.filter(|&owner| owner != id) {
+                if let Some(owner) = owner_of(session, new)?.filter(|&owner| owner != id) {
                     return Err(duplicate_email(Some(owner)));
                 }
             }

@@ -633,6 +633,13 @@ where
         )?;
         known = Some((opened.row.kdf_salt.clone(), opened.master.duplicate()));
         let expected = opened.row.version;
+        // The rows as read: the swap below writes only if nothing changed
+        // since, so these are the rows to update rather than insert.
+        let stored: Vec<(&'static str, i64)> = opened
+            .keys
+            .iter()
+            .map(|k| (k.purpose, i64::from(k.id)))
+            .collect();
         let Change { keys, new_master } = change(opened.keys)?;
         let keyring_id = opened
             .row
@@ -655,7 +662,6 @@ where
         row.version = expected + 1;
         row.key_list_mac = Some(list_mac(&master_key, &keyring_id, row.version, &key_rows));
         row.keyring_id = Some(keyring_id);
-        let stored: Vec<(String, i64)> = snapshot_ids(conn)?;
         let written = conn.write_transaction(|conn| {
             // The swap first: a concurrent writer waits on this row and
             // then finds the version moved on.
@@ -686,14 +692,6 @@ where
     Err(Error::KeyStoreContended {
         attempts: WRITE_ATTEMPTS,
     })
-}
-
-fn snapshot_ids<C: KeyStoreConnection>(conn: &mut C) -> Result<Vec<(String, i64)>> {
-    Ok(conn
-        .load_key_rows()?
-        .into_iter()
-        .map(|r| (r.purpose, r.id))
-        .collect())
 }
 
 /// Every key wrapped under `master`, bound to `keyring_id`.
