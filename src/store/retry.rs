@@ -71,25 +71,31 @@ pub fn commit_now(conn: &mut MysqlConnection) -> QueryResult<()> {
     conn.batch_execute("COMMIT").map_err(|e| classify(conn, e))
 }
 
-/// [`classify`] on whichever connection: SQLite reports no such errors
-/// (its busy timeout waits instead).
-pub trait Classify {
+/// A write transaction that is one retryable unit, on whichever
+/// connection: on MySQL a failed statement or commit comes back classified
+/// ([`classify`], [`commit_now`]); SQLite takes its write lock up front
+/// and waits on its busy timeout instead.
+pub trait Classify: Sized {
     /// `e`, marked transient when a retry can cure it.
     fn classify(&mut self, e: Error) -> Error;
-    /// [`commit_now`] on MySQL; nothing on SQLite, where Diesel's own
-    /// commit follows.
+    /// Runs `f` in one transaction, failures classified.
     ///
     /// # Errors
-    /// The commit's error, classified.
-    fn commit_now(&mut self) -> QueryResult<()>;
+    /// `f`'s error or the commit's, classified.
+    fn write_unit<T>(&mut self, f: impl FnOnce(&mut Self) -> QueryResult<T>) -> QueryResult<T>;
 }
 
 impl Classify for MysqlConnection {
     fn classify(&mut self, e: Error) -> Error {
         classify(self, e)
     }
-    fn commit_now(&mut self) -> QueryResult<()> {
-        commit_now(self)
+    fn write_unit<T>(&mut self, f: impl FnOnce(&mut Self) -> QueryResult<T>) -> QueryResult<T> {
+        use diesel::Connection;
+        self.transaction(|c| {
+            let value = f(c).map_err(|e| classify(c, e))?;
+            commit_now(c)?;
+            Ok(value)
+        })
     }
 }
 
@@ -97,8 +103,8 @@ impl Classify for diesel::SqliteConnection {
     fn classify(&mut self, e: Error) -> Error {
         e
     }
-    fn commit_now(&mut self) -> QueryResult<()> {
-        Ok(())
+    fn write_unit<T>(&mut self, f: impl FnOnce(&mut Self) -> QueryResult<T>) -> QueryResult<T> {
+        self.immediate_transaction(f)
     }
 }
 

@@ -6,7 +6,7 @@
 //! `Sealed` value never decrypts, so a row that does not open is reported
 //! with its id instead of failing the whole query.
 
-use super::retry::{self, Classify as _};
+use super::retry::Classify as _;
 use super::schema::users;
 use super::Db;
 use crate::with_conn;
@@ -110,14 +110,11 @@ pub fn insert(db: &mut Db, row: &NewUserRow) -> QueryResult<i64> {
         Db::Mysql(_) => "LAST_INSERT_ID()",
         Db::Sqlite(_) => "last_insert_rowid()",
     };
-    with_conn!(db, |conn| conn.transaction(|conn| {
-        let inserted = diesel::insert_into(users::table)
+    with_conn!(db, |conn| conn.write_unit(|conn| {
+        diesel::insert_into(users::table)
             .values(row.clone())
-            .execute(conn)
-            .and_then(|_| diesel::select(sql::<BigInt>(last_id)).get_result(conn));
-        let id = inserted.map_err(|e| conn.classify(e))?;
-        conn.commit_now()?;
-        Ok(id)
+            .execute(conn)?;
+        diesel::select(sql::<BigInt>(last_id)).get_result(conn)
     }))
 }
 
@@ -388,25 +385,17 @@ fn reseal_mysql(conn: &mut diesel::MysqlConnection, rows: &[Reseal]) -> QueryRes
             key_id: r.key_id,
         })
         .collect();
-    conn.transaction(|c| {
-        let swapped = diesel::delete(scratch::table)
-            .execute(c)
-            .and_then(|_| {
-                diesel::insert_into(scratch::table)
-                    .values(&scratch_rows)
-                    .execute(c)
-            })
-            .and_then(|_| {
-                diesel::sql_query(
-                    "UPDATE users u JOIN fieldseal_reseal t \
-                       ON u.id = t.id AND u.name = t.old_name AND u.email <=> t.old_email \
-                     SET u.name = t.name, u.email = t.email, u.key_id = t.key_id",
-                )
-                .execute(c)
-            });
-        let swapped = swapped.map_err(|e| retry::classify(c, e))?;
-        retry::commit_now(c)?;
-        Ok(swapped)
+    conn.write_unit(|c| {
+        diesel::delete(scratch::table).execute(c)?;
+        diesel::insert_into(scratch::table)
+            .values(&scratch_rows)
+            .execute(c)?;
+        diesel::sql_query(
+            "UPDATE users u JOIN fieldseal_reseal t \
+               ON u.id = t.id AND u.name = t.old_name AND u.email <=> t.old_email \
+             SET u.name = t.name, u.email = t.email, u.key_id = t.key_id",
+        )
+        .execute(c)
     })
 }
 
@@ -524,15 +513,7 @@ pub fn reindex(db: &mut Db, rows: &[Reindex]) -> QueryResult<usize> {
             Ok(swapped)
         }};
     }
-    match db {
-        Db::Mysql(conn) => conn.transaction(|c| {
-            let swapped: QueryResult<usize> = (|| swap_all!(c))();
-            let swapped = swapped.map_err(|e| retry::classify(c, e))?;
-            retry::commit_now(c)?;
-            Ok(swapped)
-        }),
-        Db::Sqlite(conn) => conn.immediate_transaction(|c| swap_all!(c)),
-    }
+    with_conn!(db, |conn| conn.write_unit(|c| swap_all!(c)))
 }
 
 /// What the stored ciphertexts themselves say about their keys: the
