@@ -84,8 +84,10 @@ fn rotation_racing_a_passphrase_change_across_nodes_leaves_one_openable_keyring(
     let added = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let (passes, added) = (&passes, &added);
-        let mut c1 = MysqlConnection::establish(db.url(0)).unwrap();
-        let mut c2 = MysqlConnection::establish(db.url(1)).unwrap();
+        // Causal reads, as the tool sets them: node 2 must see the keyring
+        // node 1 just created.
+        let mut c1 = synced(&db, 0);
+        let mut c2 = synced(&db, 1);
         s.spawn(move || {
             for _ in 0..ROUNDS {
                 for p in passes {
