@@ -175,10 +175,13 @@ fn run(rows: u64, url: &str, plain_url: &str) -> Result<(), Box<dyn std::error::
         started.elapsed().as_secs_f64()
     );
 
-    let db = keys::connect(&DbUrl::parse(Some(url))?)?;
-    let (mut session, _) = keys::unlock(db, &MasterSecret::Key(SecretKey::generate()))?;
-    let plain_db = keys::connect(&DbUrl::parse(Some(plain_url))?)?;
-    let (mut plain, _) = keys::unlock(plain_db, &MasterSecret::Key(SecretKey::generate()))?;
+    let (url, plain_url) = (DbUrl::parse(Some(url))?, DbUrl::parse(Some(plain_url))?);
+    let db = keys::connect(&url)?;
+    let (session, _) = keys::unlock(db, &MasterSecret::Key(SecretKey::generate()))?;
+    let mut session = session.with_url(url);
+    let plain_db = keys::connect(&plain_url)?;
+    let (plain, _) = keys::unlock(plain_db, &MasterSecret::Key(SecretKey::generate()))?;
+    let mut plain = plain.with_url(plain_url);
     // (c)'s target: the plaintext table LOAD DATA fills, with the same
     // indexes as users (a unique email, an index on the name).
     with_mysql(&mut session, |c| {
@@ -355,6 +358,7 @@ fn import_once(
         None => import::import(session, path, &options, &mut NoRejects, &mut |_| {})?,
     };
     assert!(report.stopped_at.is_none());
+    assert_eq!(report.bulk_loaded, bulk_load, "LOAD DATA used as asked");
     assert_eq!(report.read, report.inserted);
     Ok(())
 }

@@ -26,6 +26,9 @@ pub struct Session {
     /// The library's view of the key store, which notices keys another
     /// process added (a rotation, an index-key rotation).
     keys: KeyStoreSession,
+    /// Where `db` connects, for work that opens a connection of its own
+    /// (an import's bulk loader); `None` when unknown.
+    url: Option<crate::store::DbUrl>,
 }
 
 impl Session {
@@ -35,7 +38,21 @@ impl Session {
             db,
             keyring: Arc::clone(keys.keyring()),
             keys,
+            url: None,
         }
+    }
+
+    /// Remembers where the database is, so work that needs a connection of
+    /// its own (an import's LOAD DATA batches) can open one.
+    #[must_use]
+    pub fn with_url(mut self, url: crate::store::DbUrl) -> Self {
+        self.url = Some(url);
+        self
+    }
+
+    /// Where the database is, when known.
+    pub fn url(&self) -> Option<&crate::store::DbUrl> {
+        self.url.as_ref()
     }
 
     /// Unlocks the key store again if another process changed it since

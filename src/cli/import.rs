@@ -28,7 +28,7 @@ pub fn run(session: &mut Session, args: &ImportArgs) -> anyhow::Result<ExitCode>
         },
         resume: args.resume,
         mapping,
-        bulk_load: args.load_data,
+        bulk_load: !args.no_load_data,
     };
     let mut rejects_file = match &args.rejects {
         Some(path) => Some(RejectsFile::open(path, args.resume, args.force)?),

@@ -156,11 +156,11 @@ pub struct ImportArgs {
     /// Replace the rejects file if it exists
     #[arg(long, requires = "rejects")]
     pub force: bool,
-    /// MySQL: load batches with LOAD DATA LOCAL INFILE (faster; the server
-    /// can then ask this process for any file it can read: use it only
-    /// with a server you trust)
+    /// MySQL: write batches as multi-row INSERTs instead of LOAD DATA LOCAL
+    /// INFILE (slower; for servers with local_infile off this happens by
+    /// itself)
     #[arg(long)]
-    pub load_data: bool,
+    pub no_load_data: bool,
 }
 
 /// `--on-error` values.

@@ -415,7 +415,7 @@ fn import(
         resume: false,
         map: Vec::new(),
         force: false,
-        load_data: false,
+        no_load_data: false,
     };
     match super::import::run(session, &args) {
         Err(e)

@@ -39,7 +39,7 @@ pub fn open_session(url: &DbUrl) -> anyhow::Result<Session> {
              without it nothing stored here can be read."
         );
     }
-    Ok(session)
+    Ok(session.with_url(url.clone()))
 }
 
 fn prompt_secret(keyring_exists: bool) -> anyhow::Result<MasterSecret> {

@@ -1,8 +1,9 @@
 //! Import progress (`fieldseal_imports`) and the batch writes it guards.
 
+use super::bulk::{BulkConn, Unavailable};
 use super::schema::{fieldseal_imports, users};
 use super::users::NewUserRow;
-use super::Db;
+use super::{Db, DbUrl};
 use crate::with_conn;
 use chrono::{NaiveDateTime, Timelike};
 use diesel::prelude::*;
@@ -61,8 +62,9 @@ pub enum Committed {
 /// whole call is safe to repeat after a transient conflict (see
 /// [`super::retry`]), which it reports as `SerializationFailure`. `first`
 /// creates the progress row (the import's first commit), else updates it.
-/// On MySQL the rows go in through `LOAD DATA LOCAL INFILE` when the server
-/// allows it (see [`BulkLoader`]), else as one multi-row INSERT.
+/// On MySQL the rows go in through `LOAD DATA LOCAL INFILE` on the
+/// loader's own connection when the server allows it (see [`BulkLoader`]),
+/// else as multi-row INSERTs.
 ///
 /// # Errors
 /// Database errors; the transaction is rolled back.
@@ -73,11 +75,14 @@ pub fn commit_batch(
     first: bool,
     loader: &mut BulkLoader,
 ) -> QueryResult<Committed> {
+    if let Some(committed) = loader.commit(rows, progress, first)? {
+        return Ok(committed);
+    }
     let result = with_conn!(db, |conn| conn.transaction::<_, TxError, _>(|c| {
         let written = if rows.is_empty() {
             Ok(())
         } else {
-            c.write_rows(rows, loader)
+            c.write_rows(rows)
         };
         let saved = written.and_then(|()| save_progress(c, progress, first).map_err(TxError::Db));
         saved
@@ -86,7 +91,6 @@ pub fn commit_batch(
     }));
     match result {
         Ok(()) => Ok(Committed::Yes),
-        Err(TxError::Duplicate) => Ok(Committed::DuplicateEmail),
         // The only unique key a batch can meet: ids are generated, so
         // the primary key never collides.
         Err(TxError::Db(diesel::result::Error::DatabaseError(
@@ -101,8 +105,6 @@ pub fn commit_batch(
 #[derive(Debug)]
 enum TxError {
     Db(diesel::result::Error),
-    /// LOAD DATA skipped rows: an email met the unique index.
-    Duplicate,
 }
 
 impl From<diesel::result::Error> for TxError {
@@ -138,7 +140,7 @@ where
 
 /// Writes a batch's rows on one backend.
 trait WriteRows {
-    fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError>;
+    fn write_rows(&mut self, rows: &BatchRows) -> Result<(), TxError>;
     /// Marks an error a retry of the whole batch can cure (see
     /// [`super::retry`]).
     fn classify(&mut self, e: TxError) -> TxError {
@@ -157,7 +159,7 @@ trait WriteRows {
 const ROWS_PER_INSERT: usize = 4_000;
 
 impl WriteRows for diesel::SqliteConnection {
-    fn write_rows(&mut self, rows: &BatchRows, _: &mut BulkLoader) -> Result<(), TxError> {
+    fn write_rows(&mut self, rows: &BatchRows) -> Result<(), TxError> {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             diesel::insert_into(users::table)
                 .values(chunk)
@@ -168,13 +170,11 @@ impl WriteRows for diesel::SqliteConnection {
 }
 
 impl WriteRows for diesel::MysqlConnection {
-    fn write_rows(&mut self, rows: &BatchRows, loader: &mut BulkLoader) -> Result<(), TxError> {
-        if !loader.load(self, rows)? {
-            for chunk in rows.chunks(ROWS_PER_INSERT) {
-                diesel::insert_into(users::table)
-                    .values(chunk)
-                    .execute(self)?;
-            }
+    fn write_rows(&mut self, rows: &BatchRows) -> Result<(), TxError> {
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            diesel::insert_into(users::table)
+                .values(chunk)
+                .execute(self)?;
         }
         Ok(())
     }
@@ -182,7 +182,6 @@ impl WriteRows for diesel::MysqlConnection {
     fn classify(&mut self, e: TxError) -> TxError {
         match e {
             TxError::Db(e) => TxError::Db(super::retry::classify(self, e)),
-            other => other,
         }
     }
     fn commit_now(&mut self) -> QueryResult<()> {
@@ -190,21 +189,26 @@ impl WriteRows for diesel::MysqlConnection {
     }
 }
 
-/// MySQL's bulk path: each batch is written to a private temporary file in
-/// LOAD DATA's escaped tab-separated format (binary columns byte-exact,
-/// `\N` for NULL) and loaded with `LOAD DATA LOCAL INFILE`, inside the
-/// batch's transaction. LOCAL makes duplicate keys skip rows (with a
-/// warning) instead of failing, so any warning rolls the batch back as
-/// [`Committed::DuplicateEmail`]. Before its first batch the loader
-/// probes LOCAL INFILE with an empty file, outside any transaction; when
-/// the server or the client refuses it, the loader switches itself off and
-/// batches go in as multi-row INSERTs.
+/// MySQL's bulk path: each batch is encoded in LOAD DATA's escaped
+/// tab-separated format (binary columns byte-exact, `\N` for NULL) and
+/// loaded with `LOAD DATA LOCAL INFILE` on a connection of the loader's
+/// own ([`BulkConn`]), whose client serves that batch from memory and no
+/// file; the progress row goes in the same transaction on that connection.
+/// LOCAL makes duplicate keys skip rows (with a warning) instead of
+/// failing, so a short count rolls the batch back as
+/// [`Committed::DuplicateEmail`]. Before its first batch the loader opens
+/// its connection and probes LOAD DATA with an empty batch; when that
+/// fails (the server's `local_infile` is off, or the URL asks for TLS,
+/// which the bulk client is built without) it switches itself off and
+/// batches go in as multi-row INSERTs on the main connection.
 #[derive(Debug, Default)]
 pub struct BulkLoader {
-    file: Option<tempfile::NamedTempFile>,
-    buf: Vec<u8>,
+    conn: Option<BulkConn>,
     disabled: bool,
     probed: bool,
+    /// Why the last probe said no, for the curious (`import` prints it
+    /// when LOAD DATA was expected).
+    unavailable: Option<String>,
     /// The last timestamp formatted, and its text: rows of a batch share
     /// their second, so this saves formatting each row's.
     stamp: Option<(NaiveDateTime, String)>,
@@ -224,100 +228,61 @@ impl BulkLoader {
         }
     }
 
-    /// Whether batches still go through LOAD DATA.
+    /// Whether batches go through LOAD DATA (after [`BulkLoader::probe`]).
     pub fn is_enabled(&self) -> bool {
-        !self.disabled
+        self.conn.is_some()
     }
 
-    /// Decides, once and before the first batch's transaction, whether
-    /// LOAD DATA LOCAL INFILE works here: an empty file is loaded, which
-    /// writes nothing. Any failure means no (the server's `local_infile`
-    /// is off, or the client library refuses), and batches use INSERT.
-    pub fn probe(&mut self, db: &mut Db) {
+    /// Why LOAD DATA is not used, when the probe said no.
+    pub fn unavailable(&self) -> Option<&str> {
+        self.unavailable.as_deref()
+    }
+
+    /// Decides, once and before the first batch, whether LOAD DATA LOCAL
+    /// works here: on MySQL (`url`), a connection of its own that can load
+    /// an empty batch. Any failure means no, and batches use INSERT.
+    pub fn probe(&mut self, url: Option<&DbUrl>) {
         if self.probed || self.disabled {
             return;
         }
         self.probed = true;
-        let Db::Mysql(conn) = db else {
-            self.disabled = true;
+        let Some(DbUrl::Mysql(url)) = url else {
             return;
         };
-        let works = self
-            .write_file(&[])
-            .ok()
-            .and_then(|path| {
-                use diesel::connection::SimpleConnection;
-                conn.batch_execute(&load_data_sql(&path)).ok()
-            })
-            .is_some();
-        self.disabled = !works;
-    }
-
-    /// Writes `bytes` to the loader's private temporary file, replacing
-    /// what was there; returns the path, escaped for a SQL string.
-    fn write_file(&mut self, bytes: &[u8]) -> std::io::Result<String> {
-        use std::io::{Seek, Write};
-        if self.file.is_none() {
-            self.file = Some(tempfile::NamedTempFile::new()?);
+        match BulkConn::connect(url) {
+            Ok(mut conn) => {
+                if conn.probe() {
+                    self.conn = Some(conn);
+                } else {
+                    self.unavailable = Some("the server refuses LOAD DATA LOCAL".into());
+                }
+            }
+            Err(Unavailable::Tls) => {
+                self.unavailable = Some("the database URL asks for TLS".into());
+            }
+            Err(Unavailable::Connect(why)) => self.unavailable = Some(why),
         }
-        let Some(file) = self.file.as_mut() else {
-            return Err(std::io::Error::other("no temporary file"));
-        };
-        let f = file.as_file_mut();
-        f.set_len(0)?;
-        f.rewind()?;
-        f.write_all(bytes)?;
-        f.flush()?;
-        Ok(file
-            .path()
-            .display()
-            .to_string()
-            .replace('\\', "\\\\")
-            .replace('\'', "\\'"))
     }
 
-    /// Loads the rows; `Ok(false)` when LOAD DATA is unavailable.
-    fn load(
+    /// Loads the rows with their progress; `Ok(None)` when LOAD DATA is
+    /// not in use.
+    fn commit(
         &mut self,
-        conn: &mut diesel::MysqlConnection,
         rows: &BatchRows,
-    ) -> Result<bool, TxError> {
-        use diesel::connection::SimpleConnection;
-        if self.disabled || !self.probed {
-            return Ok(false);
-        }
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
+        progress: &ImportRow,
+        first: bool,
+    ) -> QueryResult<Option<Committed>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        let mut buf = Vec::with_capacity(rows.len() * 256);
         for r in rows {
             let stamp = stamp_text(&mut self.stamp, r.created_at);
             encode_row(&mut buf, r, &stamp);
         }
-        let written = self.write_file(&buf);
-        self.buf = buf;
-        let path = written
-            .map_err(|e| TxError::Db(diesel::result::Error::SerializationError(Box::new(e))))?;
-        conn.batch_execute(&load_data_sql(&path))?;
-        // Diesel runs LOAD DATA as a plain statement, so no affected-row
-        // count comes back; a skipped row always leaves a warning, and
-        // validated rows leave none otherwise.
-        let warnings: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
-            "@@warning_count",
-        ))
-        .get_result(conn)?;
-        if warnings > 0 {
-            return Err(TxError::Duplicate);
-        }
-        Ok(true)
+        conn.commit_batch(buf, rows.len(), progress, first)
+            .map(Some)
     }
-}
-
-/// The LOAD DATA statement for a batch file at `path` (already escaped).
-fn load_data_sql(path: &str) -> String {
-    format!(
-        "LOAD DATA LOCAL INFILE '{path}' INTO TABLE users CHARACTER SET binary \
-         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
-         (name, name_bidx, email, email_bidx, age, created_at, key_id, bidx_version)"
-    )
 }
 
 /// `created_at` as LOAD DATA reads it, reformatted only when the second
@@ -393,14 +358,7 @@ pub fn existing_email_bidx(db: &mut Db, bidx: &[Vec<u8>]) -> QueryResult<Vec<(Ve
 
 #[cfg(test)]
 mod tests {
-    use super::{escape, load_data_sql};
-
-    /// The client library serves a file request only in reply to a
-    /// statement whose text begins with LOAD: nothing may come before it.
-    #[test]
-    fn the_statement_begins_with_load() {
-        assert!(load_data_sql("/tmp/x").starts_with("LOAD DATA LOCAL INFILE '/tmp/x'"));
-    }
+    use super::escape;
 
     #[test]
     fn escapes_what_load_data_would_misread() {

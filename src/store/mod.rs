@@ -6,6 +6,7 @@
 //! needs no server. Migrations are embedded in the binary, one directory
 //! per backend, and applied on connect.
 
+pub mod bulk;
 pub mod imports;
 pub mod locks;
 pub mod retry;

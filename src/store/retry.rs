@@ -22,7 +22,7 @@ pub const ATTEMPTS: u32 = 8;
 
 /// MySQL/MariaDB error numbers a retry can cure: lock wait timeout,
 /// deadlock or cluster certification failure, node not ready (Galera).
-const TRANSIENT: [i64; 3] = [1205, 1213, 1047];
+pub(crate) const TRANSIENT: [i64; 3] = [1205, 1213, 1047];
 
 /// Whether `e` is a conflict that running the same unit again can cure.
 pub fn is_transient(e: &Error) -> bool {

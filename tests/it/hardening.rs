@@ -510,3 +510,95 @@ tool_tests!(change_passphrase_raises_an_old_keyring_s_kdf_cost, |tool| {
     );
     assert!(!status.contains("below the current default"), "{status}");
 });
+
+/// Item 8: LOAD DATA LOCAL serves the batch and nothing else. The server
+/// names the file a LOCAL statement reads; the bulk connection answers
+/// only the batch's own name, from memory, and never opens a file, while
+/// the C client library behind Diesel sends whatever file is named.
+#[test]
+fn the_bulk_connection_serves_the_batch_and_no_file() {
+    use fieldseal_tool::store::bulk::{BulkConn, BATCH_NAME};
+    let Some(db) = TestDb::mysql() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("key.txt");
+    std::fs::write(&secret, "not-for-the-server\n").unwrap();
+    let secret = secret.display().to_string();
+    let count = |c: &mut diesel::MysqlConnection| -> i64 {
+        use diesel::RunQueryDsl;
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT COUNT(*) FROM loaded)",
+        ))
+        .get_result(c)
+        .unwrap()
+    };
+    let url = DbUrl::parse(Some(&db.url)).unwrap();
+    let Db::Mysql(mut main) = Db::connect(&url).unwrap() else {
+        unreachable!()
+    };
+    main.batch_execute("CREATE TABLE loaded (line TEXT)")
+        .unwrap();
+
+    let mut bulk = BulkConn::connect(&db.url).unwrap();
+    let err = bulk
+        .execute(
+            &format!("LOAD DATA LOCAL INFILE '{secret}' INTO TABLE loaded"),
+            b"batch row\n".to_vec(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&secret) && err.contains("sent nothing"),
+        "{err}"
+    );
+    assert_eq!(
+        count(&mut main),
+        0,
+        "nothing of the file nor the batch went in"
+    );
+    let loaded = bulk
+        .execute(
+            &format!("LOAD DATA LOCAL INFILE '{BATCH_NAME}' INTO TABLE loaded"),
+            b"row 1\nrow 2\n".to_vec(),
+        )
+        .unwrap();
+    assert_eq!(loaded, 2);
+    assert_eq!(count(&mut main), 2);
+
+    // Why the bulk path has a connection of its own: Diesel's client
+    // library sends the named file.
+    main.batch_execute(&format!(
+        "LOAD DATA LOCAL INFILE '{secret}' INTO TABLE loaded"
+    ))
+    .unwrap();
+    assert_eq!(count(&mut main), 3, "libmariadb served the file");
+}
+
+tool_tests!(
+    mysql_imports_load_data_by_default_and_sqlite_inserts,
+    |tool| {
+        use fieldseal_tool::app::import::{self, CsvRejects, ImportOptions};
+        let path = tool.path("people.csv");
+        std::fs::write(&path, "name,email,age\nAda,ada@example.org,36\nBo,,7\n").unwrap();
+        let url = DbUrl::parse(Some(&tool.db.url)).unwrap();
+        let mut session = session(&tool).with_url(url);
+        let report = import::import(
+            &mut session,
+            &path,
+            &ImportOptions::default(),
+            &mut CsvRejects(std::io::sink(), false),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(report.inserted, 2);
+        let mysql = tool.db.backend == fieldseal_testdb::Backend::Mysql;
+        assert_eq!(report.bulk_loaded, mysql);
+        assert_eq!(
+            tool.ok(&["find", "--email", "ada@example.org"])
+                .matches("Ada")
+                .count(),
+            1
+        );
+    }
+);

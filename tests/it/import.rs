@@ -58,7 +58,8 @@ tool_tests!(every_bad_line_is_reported_with_its_number, |tool| {
     file.extend_from_slice(b"Last One,last@example.org,150\r\n"); // 15
     let name = write(&tool, "users.csv", &file);
 
-    // On MySQL through LOAD DATA, whose duplicates come back as warnings.
+    // On MySQL through LOAD DATA (the default), whose duplicates come back
+    // as skipped rows.
     let out = tool.run(&[
         "import",
         &name,
@@ -66,7 +67,6 @@ tool_tests!(every_bad_line_is_reported_with_its_number, |tool| {
         "skip",
         "--rejects",
         "rejects.csv",
-        "--load-data",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let summary = stderr(&out);
@@ -254,7 +254,7 @@ tool_tests!(
         let name = write(&tool, "big.csv", &file);
         tool.ok(&["list"]); // create the schema and keyring before watching
         let mut child: std::process::Child = tool
-            .cmd(crate::cli::PASS, &["import", &name, "--load-data"])
+            .cmd(crate::cli::PASS, &["import", &name])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -292,7 +292,7 @@ tool_tests!(
         );
         assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
 
-        let out = tool.run(&["import", &name, "--resume", "--load-data"]);
+        let out = tool.run(&["import", &name, "--resume"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
             stderr(&out).contains(&format!("resumed after {after_kill} records")),

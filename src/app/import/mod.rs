@@ -67,11 +67,10 @@ pub struct ImportOptions {
     /// Extra header names and where they go (`full_name` → name, …).
     pub mapping: Vec<(String, Field)>,
     /// On MySQL, load batches with `LOAD DATA LOCAL INFILE` when the server
-    /// allows it (true), or always use multi-row INSERT (false, the
-    /// default). While a LOAD DATA LOCAL statement runs, the client
-    /// library serves the server any file it names, not only the batch
-    /// (the README's "LOAD DATA LOCAL and client files" says what was
-    /// verified): turn it on only for a server you trust.
+    /// allows it and the session knows its URL (true, the default), or
+    /// always use multi-row INSERT (false). The bulk connection serves the
+    /// batch from memory and nothing else, whatever file the server asks
+    /// for (see [`crate::store::bulk`]).
     pub bulk_load: bool,
 }
 
@@ -82,7 +81,7 @@ impl Default for ImportOptions {
             on_error: OnError::Abort,
             resume: false,
             mapping: Vec::new(),
-            bulk_load: false,
+            bulk_load: true,
         }
     }
 }
@@ -136,6 +135,9 @@ pub struct ImportReport {
     pub stopped_at: Option<Rejection>,
     /// Wall time of this run.
     pub elapsed: Duration,
+    /// Whether batches went in through LOAD DATA (MySQL's bulk path) rather
+    /// than multi-row INSERTs.
+    pub bulk_loaded: bool,
 }
 
 /// Imports `path` into the session's database, sealing with the session's
@@ -257,6 +259,7 @@ pub fn import_with(
             last_committed_line: (progress.inserted > 0).then_some(progress.last_line as u64),
             stopped_at: None,
             elapsed: Duration::ZERO,
+            bulk_loaded: false,
         },
         progress,
         shown: Progress {
@@ -292,6 +295,7 @@ pub fn import_with(
     }
     let mut report = writer.report;
     report.elapsed = started.elapsed();
+    report.bulk_loaded = writer.loader.is_enabled();
     Ok(report)
 }
 

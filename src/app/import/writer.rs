@@ -36,7 +36,7 @@ impl Writer<'_> {
         rejects: &mut dyn RejectSink,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<(), ImportError> {
-        self.loader.probe(&mut self.session.db);
+        self.loader.probe(self.session.url());
         for batch in rx {
             let mut batch = batch?;
             reject_repeats_in_batch(&mut batch);
