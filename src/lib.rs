@@ -148,6 +148,7 @@ pub mod fuzzing {
                 skip,
                 abort,
                 lines,
+                prepare: None,
             };
             // Room for every batch the reader can send: it never blocks.
             let (tx, rx) = std::sync::mpsc::sync_channel(data.len() / batch_size + 4);

@@ -9,6 +9,7 @@ mod repl;
 mod unlock;
 
 use clap::{Args, Parser, Subcommand};
+use fieldseal_tool::app::import::DEFAULT_BATCH_SIZE;
 use fieldseal_tool::app::AppError;
 use fieldseal_tool::store::DbUrl;
 use std::io::IsTerminal;
@@ -139,7 +140,7 @@ pub struct ImportArgs {
     /// CSV file with a header line naming the columns name, email and age
     pub file: PathBuf,
     /// Records per batch; each batch is one transaction
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
     /// On a bad line: stop (abort), or leave it out and go on (skip)
     #[arg(long, value_enum, default_value_t = OnErrorArg::Abort)]

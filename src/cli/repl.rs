@@ -405,7 +405,7 @@ fn import(
     };
     let mut args = super::ImportArgs {
         file: PathBuf::from(file.trim()),
-        batch_size: 1000,
+        batch_size: fieldseal_tool::app::import::DEFAULT_BATCH_SIZE as u32,
         on_error: if skip == 1 {
             super::OnErrorArg::Skip
         } else {

@@ -64,18 +64,20 @@ pub enum Committed {
 /// creates the progress row (the import's first commit), else updates it.
 /// On MySQL the rows go in through `LOAD DATA LOCAL INFILE` on the
 /// loader's own connection when the server allows it (see [`BulkLoader`]),
-/// else as multi-row INSERTs.
+/// else as multi-row INSERTs. `encoded` is [`encode_rows`] of `rows`, when
+/// it was done ahead.
 ///
 /// # Errors
 /// Database errors; the transaction is rolled back.
 pub fn commit_batch(
     db: &mut Db,
     rows: &BatchRows,
+    encoded: Option<&[u8]>,
     progress: &ImportRow,
     first: bool,
     loader: &mut BulkLoader,
 ) -> QueryResult<Committed> {
-    if let Some(committed) = loader.commit(rows, progress, first)? {
+    if let Some(committed) = loader.commit(rows, encoded, progress, first)? {
         return Ok(committed);
     }
     let result = with_conn!(db, |conn| conn.transaction::<_, TxError, _>(|c| {
@@ -209,9 +211,7 @@ pub struct BulkLoader {
     /// Why the last probe said no, for the curious (`import` prints it
     /// when LOAD DATA was expected).
     unavailable: Option<String>,
-    /// The last timestamp formatted, and its text: rows of a batch share
-    /// their second, so this saves formatting each row's.
-    stamp: Option<(NaiveDateTime, String)>,
+    stamps: StampCache,
 }
 
 impl BulkLoader {
@@ -269,20 +269,36 @@ impl BulkLoader {
     fn commit(
         &mut self,
         rows: &BatchRows,
+        encoded: Option<&[u8]>,
         progress: &ImportRow,
         first: bool,
     ) -> QueryResult<Option<Committed>> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(None);
         };
-        let mut buf = Vec::with_capacity(rows.len() * 256);
-        for r in rows {
-            let stamp = stamp_text(&mut self.stamp, r.created_at);
-            encode_row(&mut buf, r, &stamp);
-        }
-        conn.commit_batch(buf, rows.len(), progress, first)
+        let bytes = match encoded {
+            Some(bytes) => bytes.to_vec(),
+            None => encode_rows(rows, &mut self.stamps),
+        };
+        conn.commit_batch(bytes, rows.len(), progress, first)
             .map(Some)
     }
+}
+
+/// The last `created_at` formatted, and its text: rows of a batch share
+/// their second, so this saves formatting each row's.
+#[derive(Debug, Default)]
+pub struct StampCache(Option<(NaiveDateTime, String)>);
+
+/// `rows` in LOAD DATA's escaped tab-separated format, in the column order
+/// of [`super::bulk::load_sql`].
+pub fn encode_rows(rows: &BatchRows, stamps: &mut StampCache) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(rows.len() * 256);
+    for r in rows {
+        let stamp = stamp_text(&mut stamps.0, r.created_at);
+        encode_row(&mut buf, r, &stamp);
+    }
+    buf
 }
 
 /// `created_at` as LOAD DATA reads it, reformatted only when the second

@@ -282,7 +282,11 @@ tool_tests!(
             after_kill >= at_kill && after_kill < ROWS as i64,
             "killed mid-way: {after_kill} rows"
         );
-        assert_eq!(after_kill % 1000, 0, "only whole batches are ever in");
+        assert_eq!(
+            after_kill % fieldseal_tool::app::import::DEFAULT_BATCH_SIZE as i64,
+            0,
+            "only whole batches are ever in"
+        );
 
         let out = tool.run(&["import", &name]);
         assert_eq!(

@@ -55,6 +55,13 @@ pub enum OnError {
     Skip,
 }
 
+/// Records per batch unless asked otherwise. Each batch is a transaction
+/// with its progress row; on MySQL's bulk path larger batches commit less
+/// often and keep the server busier (the README's Performance section has
+/// the measurements), at the cost of memory (a few batches are in flight)
+/// and of the work an aborted batch throws away.
+pub const DEFAULT_BATCH_SIZE: usize = 10_000;
+
 /// How to import.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -77,7 +84,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            batch_size: 1_000,
+            batch_size: DEFAULT_BATCH_SIZE,
             on_error: OnError::Abort,
             resume: false,
             mapping: Vec::new(),
@@ -267,6 +274,18 @@ pub fn import_with(
             ..Progress::default()
         },
     };
+    // Before the reader starts: whether batches are encoded for LOAD DATA,
+    // which the reader's thread then does, with the in-batch duplicate
+    // check, so the writer's thread only writes.
+    writer.loader.probe(writer.session.url());
+    let encode = writer.loader.is_enabled();
+    let mut stamps = imports::StampCache::default();
+    let prepare: reader::Prepare = Box::new(move |batch| {
+        writer::reject_repeats_in_batch(batch);
+        if encode {
+            batch.encoded = Some(imports::encode_rows(&batch.rows, &mut stamps));
+        }
+    });
     let setup = reader::ReaderSetup {
         path: path.to_owned(),
         columns,
@@ -274,6 +293,7 @@ pub fn import_with(
         skip: resumed_after,
         abort: options.on_error == OnError::Abort,
         lines,
+        prepare: Some(prepare),
     };
     std::thread::scope(|scope| -> Result<(), ImportError> {
         scope.spawn(move || reader::read_batches(reader, setup, sealer, &tx));
@@ -287,6 +307,7 @@ pub fn import_with(
         imports::commit_batch(
             &mut writer.session.db,
             &Vec::new(),
+            None,
             &writer.progress,
             writer.first_commit,
             &mut BulkLoader::inserts_only(),

@@ -131,6 +131,9 @@ pub(super) struct Batch {
     pub last_line: u64,
     pub bytes: u64,
     pub read: u64,
+    /// The rows as the bulk loader sends them, when the reader's
+    /// [`ReaderSetup::prepare`] encoded them; cleared when a row leaves.
+    pub encoded: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -145,6 +148,7 @@ impl Batch {
             last_line: 0,
             bytes: 0,
             read: 0,
+            encoded: None,
         }
     }
 
@@ -166,13 +170,31 @@ pub(super) struct ReaderSetup {
     /// The file's true line numbers (the reader reads through
     /// [`CountLines`] over the same `Lines`).
     pub lines: Lines,
+    /// Work done on each batch in the reader's thread before it is sent,
+    /// so the writer's thread only writes (duplicate checks, encoding).
+    pub prepare: Option<Prepare>,
+}
+
+/// See [`ReaderSetup::prepare`].
+pub(super) type Prepare = Box<dyn FnMut(&mut Batch) + Send>;
+
+/// Prepares and sends a batch; false when the writer hung up.
+fn send(
+    tx: &SyncSender<Result<Batch, ImportError>>,
+    mut batch: Batch,
+    prepare: &mut Option<Prepare>,
+) -> bool {
+    if let Some(prepare) = prepare {
+        prepare(&mut batch);
+    }
+    tx.send(Ok(batch)).is_ok()
 }
 
 /// Reads batches and sends them on. Stops at the end of the file, at the
 /// first bad line when aborting, or when the writer hangs up.
 pub(super) fn read_batches<R: Read>(
     mut reader: csv::Reader<R>,
-    setup: ReaderSetup,
+    mut setup: ReaderSetup,
     sealer: &dyn RecordSealer,
     tx: &SyncSender<Result<Batch, ImportError>>,
 ) {
@@ -234,18 +256,18 @@ pub(super) fn read_batches<R: Read>(
             }
         };
         if stop {
-            let _ = tx.send(Ok(batch));
+            send(tx, batch, &mut setup.prepare);
             return;
         }
         if batch.read as usize >= setup.batch_size {
             let full = std::mem::replace(&mut batch, Batch::with_capacity(setup.batch_size));
-            if tx.send(Ok(full)).is_err() {
+            if !send(tx, full, &mut setup.prepare) {
                 return;
             }
         }
     }
     if batch.read > 0 {
-        let _ = tx.send(Ok(batch));
+        send(tx, batch, &mut setup.prepare);
     }
 }
 

@@ -36,10 +36,8 @@ impl Writer<'_> {
         rejects: &mut dyn RejectSink,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<(), ImportError> {
-        self.loader.probe(self.session.url());
         for batch in rx {
             let mut batch = batch?;
-            reject_repeats_in_batch(&mut batch);
             self.report.read += batch.read;
             self.shown.read = self.report.read;
             self.shown.bytes = batch.bytes;
@@ -94,8 +92,10 @@ impl Writer<'_> {
             // deadlock or a cluster conflict rolls both back, and the
             // batch is written again.
             let (db, loader, first) = (&mut self.session.db, &mut self.loader, self.first_commit);
-            let committed = retry(|| imports::commit_batch(db, &batch.rows, &next, first, loader))
-                .map_err(|e| self.app_error(e))?;
+            let (rows, encoded) = (&batch.rows, batch.encoded.as_deref());
+            let committed =
+                retry(|| imports::commit_batch(db, rows, encoded, &next, first, loader))
+                    .map_err(|e| self.app_error(e))?;
             match committed {
                 Committed::Yes => {
                     self.progress = next;
@@ -129,7 +129,7 @@ impl Writer<'_> {
 
 /// Rejects rows whose email repeats an earlier line of the same batch
 /// (a check in memory; repeats across batches meet the unique index).
-fn reject_repeats_in_batch(batch: &mut Batch) {
+pub(super) fn reject_repeats_in_batch(batch: &mut Batch) {
     let mut first_line: HashMap<&[u8], u64> = HashMap::new();
     let mut reasons: Vec<Option<String>> = vec![None; batch.lines.len()];
     for (i, key) in batch.email_keys.iter().enumerate() {
@@ -166,6 +166,7 @@ fn reject_rows(batch: &mut Batch, reasons: Vec<Option<String>>) {
     if reasons.iter().all(Option::is_none) {
         return;
     }
+    batch.encoded = None;
     let keep: Vec<bool> = reasons.iter().map(Option::is_none).collect();
     for (i, reason) in reasons.into_iter().enumerate() {
         if let Some(reason) = reason {
