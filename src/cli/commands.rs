@@ -18,7 +18,7 @@ pub fn run(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> 
         Command::Delete(args) => delete(session, args),
         Command::Export(args) => export(session, args),
         Command::Import(args) => super::import::run(session, &args),
-        Command::Repl | Command::Keys { .. } => {
+        Command::Repl | Command::Keys { .. } | Command::Completions { .. } => {
             bail!("this command is dispatched before a plain session is opened")
         }
     }
@@ -69,9 +69,6 @@ fn find(session: &mut Session, args: FindArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn update(session: &mut Session, args: UpdateArgs) -> anyhow::Result<ExitCode> {
-    if args.name.is_none() && args.email.is_none() && args.age.is_none() {
-        bail!("nothing to change: give --name, --email or --age");
-    }
     let changes = Changes {
         name: args.name.as_deref(),
         email: args.email.as_deref(),

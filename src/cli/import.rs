@@ -14,11 +14,7 @@ use std::process::ExitCode;
 /// Runs an import, with a progress bar on a terminal and a one-line
 /// summary at the end.
 pub fn run(session: &mut Session, args: &ImportArgs) -> anyhow::Result<ExitCode> {
-    let mapping = args
-        .map
-        .iter()
-        .map(|m| parse_mapping(m))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mapping = args.map.clone();
     let options = ImportOptions {
         batch_size: args.batch_size as usize,
         on_error: if args.on_error == super::OnErrorArg::Skip {
@@ -85,13 +81,15 @@ impl RejectSink for StderrRejects {
     }
 }
 
-fn parse_mapping(text: &str) -> anyhow::Result<(String, Field)> {
+/// Parses `--map COLUMN=FIELD` (a usage error, exit 2, when malformed).
+///
+/// # Errors
+/// A sentence saying what is expected.
+pub fn parse_mapping(text: &str) -> Result<(String, Field), String> {
     let (from, to) = text
         .split_once('=')
-        .with_context(|| "--map takes COLUMN=FIELD, e.g. --map full_name=name".to_string())?;
-    let field = to
-        .parse::<Field>()
-        .map_err(|e| anyhow::anyhow!("--map {from}=…: {e}"))?;
+        .ok_or_else(|| "expected COLUMN=FIELD, e.g. --map full_name=name".to_string())?;
+    let field = to.parse::<Field>().map_err(|e| format!("{from}=…: {e}"))?;
     Ok((from.trim().to_owned(), field))
 }
 

@@ -57,6 +57,12 @@ enum Command {
     },
     /// The interactive prompt (also what plain `fieldseal` opens in a terminal)
     Repl,
+    /// Print a shell completion script: fieldseal completions bash > …
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +106,7 @@ struct FindArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["name", "email", "age"])))]
 struct UpdateArgs {
     /// Id of the record
     id: i64,
@@ -152,8 +159,8 @@ pub struct ImportArgs {
     #[arg(long)]
     pub resume: bool,
     /// Map an extra header column: COLUMN=name|email|age|skip (repeatable)
-    #[arg(long = "map", value_name = "COLUMN=FIELD")]
-    pub map: Vec<String>,
+    #[arg(long = "map", value_name = "COLUMN=FIELD", value_parser = import::parse_mapping)]
+    pub map: Vec<(String, fieldseal_tool::app::import::Field)>,
     /// Replace the rejects file if it exists
     #[arg(long, requires = "rejects")]
     pub force: bool,
@@ -194,6 +201,19 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Cli::command().print_help()?;
         return Ok(ExitCode::from(2));
     }
+    if let Some(Command::Completions { shell }) = cli.command {
+        use clap::CommandFactory;
+        use std::io::Write;
+        // Into memory first: clap_complete panics on a failed write (a
+        // closed pipe), which the error path below turns into success.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "fieldseal", &mut script);
+        std::io::stdout().write_all(&script)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(command) = &cli.command {
+        check_usage(command)?;
+    }
     let url = DbUrl::parse(cli.database_url.as_deref())?;
     match cli.command {
         None | Some(Command::Repl) => repl::run(&url),
@@ -206,6 +226,32 @@ pub fn run() -> anyhow::Result<ExitCode> {
             commands::run(&mut session, command)
         }
     }
+}
+
+/// A mistake in the command line that clap cannot see (exit 2), found
+/// before anything is opened or written.
+#[derive(Debug)]
+pub struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Checks what depends on more than one argument or on the file system.
+fn check_usage(command: &Command) -> Result<(), UsageError> {
+    if let Command::Export(args) = command {
+        if args.file.as_os_str() != "-" && args.file.exists() && !args.force {
+            return Err(UsageError(format!(
+                "{} already exists; use --force to replace it",
+                args.file.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Loads `.env` from the working directory, and from there only:
@@ -318,6 +364,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 Some(AppError::Crypto(fieldseal::Error::WeakPassphrase { .. }))
             )
             || c.is::<repl::NotATerminal>()
+            || c.is::<UsageError>()
     });
     if invalid {
         2

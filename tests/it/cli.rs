@@ -486,3 +486,67 @@ fn no_master_key_without_a_terminal_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+/// A mistake in the command line is a usage error (exit 2), found before
+/// anything is opened: no database file appears.
+#[test]
+fn usage_mistakes_exit_2_and_create_nothing() {
+    let tool = Tool::new(TestDb::sqlite());
+    std::fs::write(tool.path("people.csv"), "name,age\nAda,36\n").unwrap();
+    std::fs::write(tool.path("taken.csv"), "keep me\n").unwrap();
+    for args in [
+        &["list", "--limit", "-1"][..],
+        &["update", "1"],
+        &["import", "people.csv", "--map", "no-equals-sign"],
+        &["import", "people.csv", "--map", "x=nowhere"],
+        &["export", "taken.csv"],
+    ] {
+        let out = tool.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            !std::path::Path::new(&tool.db.url).exists(),
+            "{args:?} created the database"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(tool.path("taken.csv")).unwrap(),
+        "keep me\n"
+    );
+}
+
+/// `completions bash` prints a script that bash really completes with,
+/// and opens no database.
+#[test]
+fn shell_completions_complete_subcommands() {
+    let tool = Tool::new(TestDb::sqlite());
+    std::fs::write(
+        tool.path("fieldseal.bash"),
+        tool.ok(&["completions", "bash"]),
+    )
+    .unwrap();
+    let complete = |words: &str, cword: usize| -> String {
+        let script = format!(
+            "source ./fieldseal.bash; COMP_WORDS=({words}); COMP_CWORD={cword}; \
+             _fieldseal fieldseal \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(tool.path(""))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(complete("fieldseal ke", 1).trim(), "keys");
+    assert_eq!(complete("fieldseal keys ro", 2).trim(), "rotate");
+    assert!(tool
+        .ok(&["completions", "zsh"])
+        .starts_with("#compdef fieldseal"));
+    assert!(tool
+        .ok(&["completions", "fish"])
+        .contains("complete -c fieldseal"));
+    let out = tool.run(&["completions", "tcsh-or-so"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!Path::new(&tool.db.url).exists(), "no database was opened");
+}
