@@ -213,54 +213,124 @@ pub struct Changes<'a> {
 /// when other writers kept changing the record, decryption and database
 /// errors. Nothing is written when any of them occurs.
 pub fn update(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<Record, AppError> {
-    let name = changes.name.map(parse_name).transpose()?;
-    let email = changes.email.map(parse_email).transpose()?;
-    let age = changes.age.map(parse_age).transpose()?;
+    let parsed = ParsedChanges::parse(changes)?;
     session.refresh()?;
     for _ in 0..UPDATE_ATTEMPTS {
         // What is stored now; the write below applies only if it still is.
         let read = users::get(&mut session.db, id)?.ok_or(AppError::NotFound(id))?;
-        let mut record = open_fresh(session, read.clone())?;
-        if let Some(name) = &name {
-            record.name = name.clone();
-        }
-        if let Some(email) = &email {
-            if let Some(new) = email {
-                if let Some(owner) = owner_of(session, new)?.filter(|&owner| owner != id) {
-                    return Err(duplicate_email(Some(owner)));
-                }
-            }
-            record.email = email.clone();
-        }
-        if let Some(age) = age {
-            record.age = age;
-        }
-        let (sealed_name, name_bidx, sealed_email, email_bidx) =
-            seal_fields(&session.keyring, &record.name, record.email.as_deref())?;
-        record.key_id = i64::from(session.keyring.active_key_id());
-        let changes = UserChanges {
-            name: sealed_name,
-            name_bidx,
-            email: sealed_email,
-            email_bidx,
-            age: record.age,
-            key_id: record.key_id,
-            bidx_version: i64::from(session.keyring.index_version().unwrap_or(1)),
-        };
-        let written = retry(|| users::update_if_unchanged(&mut session.db, &read, &changes))
-            .map_err(|e| match e {
-                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                    duplicate_email(None)
-                }
-                other => other.into(),
-            })?;
-        if written {
-            return Ok(record);
+        let record = open_fresh(session, read.clone())?;
+        if let Some(written) = write_changes(session, &read, record, &parsed)? {
+            return Ok(written);
         }
         // Another writer changed the row since it was read: read it again
         // and apply only the fields this update changes.
     }
     Err(AppError::Conflict(id))
+}
+
+/// How [`update_if_same`] ended.
+#[derive(Debug)]
+pub enum Edited {
+    /// The changes are in; the record as stored now.
+    Done(Record),
+    /// The record is no longer what the editor saw: nothing was written.
+    /// The record as stored now, to show and edit again.
+    ChangedMeanwhile(Record),
+}
+
+/// Applies `changes` to record `id` only if it still holds what `seen`
+/// shows (name, email, age): an editor that showed a person the record
+/// never overwrites a change made by someone else since. Through the same
+/// conditional write as [`update`].
+///
+/// # Errors
+/// As [`update`].
+pub fn update_if_same(
+    session: &mut Session,
+    seen: &Record,
+    changes: &Changes<'_>,
+) -> Result<Edited, AppError> {
+    let parsed = ParsedChanges::parse(changes)?;
+    session.refresh()?;
+    let read = users::get(&mut session.db, seen.id)?.ok_or(AppError::NotFound(seen.id))?;
+    let current = open_fresh(session, read.clone())?;
+    if !same_fields(&current, seen) {
+        return Ok(Edited::ChangedMeanwhile(current));
+    }
+    match write_changes(session, &read, current, &parsed)? {
+        Some(written) => Ok(Edited::Done(written)),
+        None => {
+            let read = users::get(&mut session.db, seen.id)?.ok_or(AppError::NotFound(seen.id))?;
+            Ok(Edited::ChangedMeanwhile(open_fresh(session, read)?))
+        }
+    }
+}
+
+fn same_fields(a: &Record, b: &Record) -> bool {
+    a.name == b.name && a.email == b.email && a.age == b.age
+}
+
+/// Validated [`Changes`]: `email` is `Some(None)` to remove it.
+struct ParsedChanges {
+    name: Option<String>,
+    email: Option<Option<String>>,
+    age: Option<i32>,
+}
+
+impl ParsedChanges {
+    fn parse(changes: &Changes<'_>) -> Result<Self, AppError> {
+        Ok(ParsedChanges {
+            name: changes.name.map(parse_name).transpose()?,
+            email: changes.email.map(parse_email).transpose()?,
+            age: changes.age.map(parse_age).transpose()?,
+        })
+    }
+}
+
+/// Writes `record` (opened from `read`) with `changes` applied, if the row
+/// still is `read`. `None` when another writer changed it first.
+fn write_changes(
+    session: &mut Session,
+    read: &users::UserRow,
+    mut record: Record,
+    changes: &ParsedChanges,
+) -> Result<Option<Record>, AppError> {
+    let id = record.id;
+    if let Some(name) = &changes.name {
+        record.name = name.clone();
+    }
+    if let Some(email) = &changes.email {
+        if let Some(new) = email {
+            if let Some(owner) = owner_of(session, new)?.filter(|&owner| owner != id) {
+                return Err(duplicate_email(Some(owner)));
+            }
+        }
+        record.email = email.clone();
+    }
+    if let Some(age) = changes.age {
+        record.age = age;
+    }
+    let (sealed_name, name_bidx, sealed_email, email_bidx) =
+        seal_fields(&session.keyring, &record.name, record.email.as_deref())?;
+    record.key_id = i64::from(session.keyring.active_key_id());
+    let update = UserChanges {
+        name: sealed_name,
+        name_bidx,
+        email: sealed_email,
+        email_bidx,
+        age: record.age,
+        key_id: record.key_id,
+        bidx_version: i64::from(session.keyring.index_version().unwrap_or(1)),
+    };
+    let written = retry(|| users::update_if_unchanged(&mut session.db, read, &update)).map_err(
+        |e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                duplicate_email(None)
+            }
+            other => other.into(),
+        },
+    )?;
+    Ok(written.then_some(record))
 }
 
 /// How many times an update re-reads a record that other writers keep

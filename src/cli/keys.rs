@@ -39,11 +39,8 @@ pub fn run(session: &mut Session, command: &KeysCommand) -> anyhow::Result<ExitC
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Rotate { batch_size, index } => {
-            let code = rotate_keys(session, *batch_size as usize)?;
-            if *index {
-                rotate_index(session, *batch_size as usize)?;
-            }
-            Ok(code)
+            rotate_all(session, *index, *batch_size as usize)?;
+            Ok(ExitCode::SUCCESS)
         }
         KeysCommand::ChangePassphrase => {
             let new = new_secret()?;
@@ -124,8 +121,25 @@ pub fn print_status(session: &mut Session) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rotate_keys(session: &mut Session, batch_size: usize) -> anyhow::Result<ExitCode> {
-    let bar = std::io::stderr().is_terminal().then(|| {
+/// Rotates the data key, and with `index` the blind-index key after it.
+/// An interrupted index rotation is only finished: re-running `keys rotate
+/// --index` after a kill does not make another data key and re-encrypt
+/// every row again. (Also the prompt's "Rotate the data key".)
+pub fn rotate_all(session: &mut Session, index: bool, batch_size: usize) -> anyhow::Result<()> {
+    if index && rotate::index_rotation_pending(session)? {
+        eprintln!("An index-key rotation was interrupted; finishing only that.");
+    } else {
+        rotate_keys(session, batch_size)?;
+    }
+    if index {
+        rotate_index(session, batch_size)?;
+    }
+    Ok(())
+}
+
+/// A progress bar on a terminal's stderr, with rows/s (none elsewhere).
+fn rows_bar() -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
@@ -135,18 +149,27 @@ fn rotate_keys(session: &mut Session, batch_size: usize) -> anyhow::Result<ExitC
             .progress_chars("=> "),
         );
         bar
-    });
+    })
+}
+
+/// Runs a rotation with [`rows_bar`].
+fn with_bar<T>(run: impl FnOnce(&mut dyn FnMut(&RotateProgress)) -> T) -> T {
+    let bar = rows_bar();
     let mut on_progress = |p: &RotateProgress| {
         if let Some(bar) = &bar {
             bar.set_length(p.pending);
             bar.set_position(p.rewritten.min(p.pending));
         }
     };
-    let report = rotate::rotate(session, batch_size, &mut on_progress);
+    let result = run(&mut on_progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    let report = report?;
+    result
+}
+
+fn rotate_keys(session: &mut Session, batch_size: usize) -> anyhow::Result<()> {
+    let report = with_bar(|on_progress| rotate::rotate(session, batch_size, on_progress))?;
     let secs = report.elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
         report.rewritten as f64 / secs
@@ -174,11 +197,11 @@ fn rotate_keys(session: &mut Session, batch_size: usize) -> anyhow::Result<ExitC
             ids.join(", ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn rotate_index(session: &mut Session, batch_size: usize) -> anyhow::Result<()> {
-    let report = rotate::rotate_index(session, batch_size, &mut |_| {})?;
+    let report = with_bar(|on_progress| rotate::rotate_index(session, batch_size, on_progress))?;
     let secs = report.elapsed.as_secs_f64();
     match report.new_key {
         Some(v) => eprintln!("New blind-index key version {v} is current."),

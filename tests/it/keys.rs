@@ -308,9 +308,23 @@ tool_tests!(index_rotation_keeps_lookups_and_uniqueness, |tool| {
         stderr(&import)
     );
 
-    // Finishing: no version 3, every row moves to 2, version 1 retires.
+    // Finishing: no version 3, every row moves to 2, version 1 retires,
+    // and only that: no new data key, no row re-encrypted.
     let out = tool.run(&["keys", "rotate", "--index"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("New data key") && !stderr(&out).contains("Re-encrypted"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(tool
+        .ok(&["keys", "status"])
+        .contains("Blind-index key: version 2."));
+    assert_eq!(
+        users::count_not_under(&mut s.db, 1).unwrap(),
+        0,
+        "every row is still under data key 1"
+    );
     assert!(
         stderr(&out).contains("Finishing the rotation to blind-index key version 2"),
         "{}",
