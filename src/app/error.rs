@@ -19,6 +19,10 @@ pub enum AppError {
     /// No record has this id.
     #[error("no record with id {0}")]
     NotFound(i64),
+    /// The person stopped the work (Ctrl-C at the prompt) at a point where
+    /// everything written so far is consistent.
+    #[error("stopped by Ctrl-C")]
+    Interrupted,
     /// Other writers kept changing the record while an update tried to
     /// apply; nothing was written.
     #[error(

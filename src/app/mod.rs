@@ -29,6 +29,10 @@ pub struct Session {
     /// Where `db` connects, for work that opens a connection of its own
     /// (an import's bulk loader); `None` when unknown.
     url: Option<crate::store::DbUrl>,
+    /// Set (by a Ctrl-C handler) to stop long work at its next consistent
+    /// point: an import or rotation between batches, an export between
+    /// pages.
+    interrupt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Session {
@@ -39,6 +43,31 @@ impl Session {
             keyring: Arc::clone(keys.keyring()),
             keys,
             url: None,
+            interrupt: Arc::default(),
+        }
+    }
+
+    /// The flag that stops long work (see [`Session::check_interrupt`]);
+    /// a Ctrl-C handler sets it. Cleared by [`Session::clear_interrupt`].
+    pub fn interrupt_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.interrupt)
+    }
+
+    /// Clears the interrupt flag before new work starts.
+    pub fn clear_interrupt(&self) {
+        self.interrupt
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// [`AppError::Interrupted`] when the interrupt flag is set.
+    ///
+    /// # Errors
+    /// [`AppError::Interrupted`].
+    pub fn check_interrupt(&self) -> Result<(), AppError> {
+        if self.interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(AppError::Interrupted)
+        } else {
+            Ok(())
         }
     }
 

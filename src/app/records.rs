@@ -398,6 +398,9 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
         });
         let mut after = 0i64;
         let fetched: Result<(), ExportError> = loop {
+            if let Err(e) = session.check_interrupt() {
+                break Err(e.into());
+            }
             let page = match users::export_page(&mut session.db, after, PAGE) {
                 Ok(page) => page,
                 Err(e) => break Err(AppError::from(e).into()),

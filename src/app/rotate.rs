@@ -364,6 +364,9 @@ fn run_passes<P: Pass>(
         progress.pending = u64::try_from(pending).unwrap_or(0);
         let mut after = 0i64;
         loop {
+            // Every batch before this one is committed: a safe point to
+            // stop, and running the rotation again finishes it.
+            session.check_interrupt()?;
             let rows = pass.page(session, after, batch)?;
             let Some(last) = rows.last() else { break };
             after = P::id(last);

@@ -60,11 +60,62 @@ pub fn run(session: &mut Session, args: &ImportArgs) -> anyhow::Result<ExitCode>
     }
     let report = result?;
     print_summary(&args.file, &report, args.rejects.as_deref());
+    if report.interrupted {
+        match report.last_committed_line {
+            Some(line) => eprintln!(
+                "Stopped by Ctrl-C. Lines 2–{line} are in the database; nothing after line {line} \
+                 was written."
+            ),
+            None => eprintln!("Stopped by Ctrl-C. Nothing from this file was written."),
+        }
+        eprintln!("To finish it, run: {}", resume_command(args));
+        return Ok(ExitCode::from(130));
+    }
     Ok(if report.stopped_at.is_some() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The command that finishes an interrupted import of `args`: the same
+/// file and options, with `--resume`.
+pub fn resume_command(args: &ImportArgs) -> String {
+    let mut words = vec![
+        "fieldseal".to_owned(),
+        "import".to_owned(),
+        shell_quote(&args.file.display().to_string()),
+        "--resume".to_owned(),
+    ];
+    if args.on_error == super::OnErrorArg::Skip {
+        words.extend(["--on-error".into(), "skip".into()]);
+    }
+    if let Some(rejects) = &args.rejects {
+        words.extend(["--rejects".into(), shell_quote(&rejects.display().to_string())]);
+    }
+    if args.batch_size as usize != fieldseal_tool::app::import::DEFAULT_BATCH_SIZE {
+        words.extend(["--batch-size".into(), args.batch_size.to_string()]);
+    }
+    for (column, field) in &args.map {
+        words.extend(["--map".into(), shell_quote(&format!("{column}={field}"))]);
+    }
+    if args.no_load_data {
+        words.push("--no-load-data".into());
+    }
+    words.join(" ")
+}
+
+/// `text` as one word for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-=:@,+".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Without `--rejects`, each rejected line is reported on stderr as

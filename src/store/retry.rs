@@ -4,7 +4,8 @@
 //! A transaction that loses a race is rolled back by the server and can
 //! simply run again: a deadlock (MySQL 1213), a lock wait that timed out
 //! (1205), and on a Galera cluster a certification failure (reported as
-//! 1213) or a node that is not ready for queries yet (1047). Diesel names
+//! 1213), a node that is not ready for queries yet (1047) or one that lost
+//! the primary component during a commit (1180). Diesel names
 //! only 1213 (`SerializationFailure`); the others arrive as `Unknown`, so
 //! [`classify`] asks the server for the error number (`GET DIAGNOSTICS`,
 //! on the same connection, before anything else runs) instead of reading
@@ -21,8 +22,11 @@ use diesel::{MysqlConnection, QueryResult, RunQueryDsl};
 pub const ATTEMPTS: u32 = 8;
 
 /// MySQL/MariaDB error numbers a retry can cure: lock wait timeout,
-/// deadlock or cluster certification failure, node not ready (Galera).
-pub(crate) const TRANSIENT: [i64; 3] = [1205, 1213, 1047];
+/// deadlock or cluster certification failure, node not ready (Galera), and
+/// a commit the server could not complete (1180: on Galera, a node that
+/// lost the primary component for a moment while another node left; the
+/// transaction is rolled back).
+pub(crate) const TRANSIENT: [i64; 4] = [1205, 1213, 1047, 1180];
 
 /// Whether `e` is a conflict that running the same unit again can cure.
 pub fn is_transient(e: &Error) -> bool {

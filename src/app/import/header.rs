@@ -18,6 +18,17 @@ pub enum Field {
     Skip,
 }
 
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Field::Name => "name",
+            Field::Email => "email",
+            Field::Age => "age",
+            Field::Skip => "skip",
+        })
+    }
+}
+
 impl std::str::FromStr for Field {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -145,6 +145,9 @@ pub struct ImportReport {
     /// Whether batches went in through LOAD DATA (MySQL's bulk path) rather
     /// than multi-row INSERTs.
     pub bulk_loaded: bool,
+    /// Whether the session's interrupt flag stopped the import between two
+    /// batches (everything before is committed; resume continues).
+    pub interrupted: bool,
 }
 
 /// Imports `path` into the session's database, sealing with the session's
@@ -267,6 +270,7 @@ pub fn import_with(
             stopped_at: None,
             elapsed: Duration::ZERO,
             bulk_loaded: false,
+            interrupted: false,
         },
         progress,
         shown: Progress {
@@ -301,7 +305,7 @@ pub fn import_with(
         // channel closes and the reader thread stops instead of blocking.
         writer.write_all(rx, rejects, on_progress)
     })?;
-    if writer.report.stopped_at.is_none() {
+    if writer.report.stopped_at.is_none() && !writer.report.interrupted {
         writer.progress.finished = true;
         writer.progress.updated_at = chrono::Utc::now().naive_utc();
         imports::commit_batch(

@@ -37,6 +37,12 @@ impl Writer<'_> {
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<(), ImportError> {
         for batch in rx {
+            if self.session.check_interrupt().is_err() {
+                // Every batch before this one is committed with its
+                // progress: `--resume` continues from here.
+                self.report.interrupted = true;
+                return Ok(());
+            }
             let mut batch = batch?;
             self.report.read += batch.read;
             self.shown.read = self.report.read;
