@@ -32,12 +32,16 @@ fn add(session: &mut Session, args: AddArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(session: &mut Session, args: ListArgs) -> anyhow::Result<ExitCode> {
-    if args.limit.is_some_and(|l| l < 0) {
-        bail!("--limit must not be negative");
-    }
+    let (limit, offset) = match args.page {
+        Some(page) => {
+            let per_page = args.limit.unwrap_or(20);
+            (Some(per_page), (page - 1).saturating_mul(per_page))
+        }
+        None => (args.limit, 0),
+    };
     let mut shown = Vec::new();
     let mut failed = 0usize;
-    for result in records::list(session, false, args.limit, 0)? {
+    for result in records::list(session, false, limit, offset)? {
         match result {
             Ok(record) => shown.push(record),
             Err(err) => {

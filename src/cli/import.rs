@@ -91,7 +91,10 @@ pub fn resume_command(args: &ImportArgs) -> String {
         words.extend(["--on-error".into(), "skip".into()]);
     }
     if let Some(rejects) = &args.rejects {
-        words.extend(["--rejects".into(), shell_quote(&rejects.display().to_string())]);
+        words.extend([
+            "--rejects".into(),
+            shell_quote(&rejects.display().to_string()),
+        ]);
     }
     if args.batch_size as usize != fieldseal_tool::app::import::DEFAULT_BATCH_SIZE {
         words.extend(["--batch-size".into(), args.batch_size.to_string()]);

@@ -86,9 +86,12 @@ struct ListArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// At most this many records
-    #[arg(long)]
+    /// At most this many records (with --page: records per page, default 20)
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
     limit: Option<i64>,
+    /// Show page N (from 1) of the records, oldest first, --limit a page
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    page: Option<i64>,
 }
 
 #[derive(Debug, Args)]
