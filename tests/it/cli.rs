@@ -248,8 +248,8 @@ tool_tests!(add_list_find_update_delete_export, |tool| {
     let again = tool.run(&["export", "out.csv"]);
     assert_eq!(
         again.status.code(),
-        Some(1),
-        "an existing export is not overwritten"
+        Some(2),
+        "an existing export is not overwritten (a usage error)"
     );
     assert!(stderr(&again).contains("--force"));
 });
