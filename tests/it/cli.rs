@@ -550,3 +550,81 @@ fn shell_completions_complete_subcommands() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!Path::new(&tool.db.url).exists(), "no database was opened");
 }
+
+/// The README's application user: with only the privileges it lists, on
+/// MySQL, every command works (migrations, LOAD DATA imports, rotation of
+/// both keys with its temporary table, a passphrase change, export).
+#[test]
+fn the_documented_application_user_privileges_suffice() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let Some(db) = TestDb::mysql() else {
+        return;
+    };
+    let user = format!("fs{}", &db.name()[db.name().len().saturating_sub(20)..]);
+    let mut admin = diesel::MysqlConnection::establish(&db.url).unwrap();
+    struct DropUser(diesel::MysqlConnection, String);
+    impl Drop for DropUser {
+        fn drop(&mut self) {
+            let _ = self.0.batch_execute(&format!(
+                "DROP USER IF EXISTS '{0}'@'%', '{0}'@'localhost'",
+                self.1
+            ));
+        }
+    }
+    admin
+        .batch_execute(&format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY 'app-secret-1'; \
+             CREATE USER '{user}'@'localhost' IDENTIFIED BY 'app-secret-1'; \
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, CREATE TEMPORARY TABLES \
+               ON `{db}`.* TO '{user}'@'%', '{user}'@'localhost'",
+            db = db.name()
+        ))
+        .unwrap();
+    let _guard = DropUser(admin, user.clone());
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&user).unwrap();
+    url.set_password(Some("app-secret-1")).unwrap();
+    let url = url.to_string();
+
+    let tool = Tool::new(TestDb::sqlite());
+    let run = |args: &[&str]| {
+        let out = tool
+            .cmd(PASS, args)
+            .env("DATABASE_URL", &url)
+            .env("FIELDSEAL_NEW_PASSPHRASE", "the next passphrase")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&[
+        "add",
+        "--name",
+        "Ada",
+        "--age",
+        "36",
+        "--email",
+        "ada@example.org",
+    ]);
+    let mut csv = String::from("name,email,age\n");
+    for i in 0..2500 {
+        csv.push_str(&format!("P {i},p{i}@example.org,{}\n", i % 90));
+    }
+    std::fs::write(tool.path("people.csv"), csv).unwrap();
+    run(&["import", "people.csv"]);
+    run(&["keys", "rotate", "--index"]);
+    run(&["update", "1", "--age", "37"]);
+    run(&["export", "out.csv"]);
+    run(&["delete", "1", "--yes"]);
+    run(&["keys", "change-passphrase"]);
+    let out = tool
+        .cmd(
+            "the next passphrase",
+            &["find", "--email", "p7@example.org"],
+        )
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("P 7"));
+}
