@@ -628,3 +628,11 @@ fn the_documented_application_user_privileges_suffice() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("P 7"));
 }
+
+#[test]
+fn version_is_the_package_version() {
+    let tool = Tool::new(TestDb::sqlite());
+    let out = tool.ok(&["--version"]);
+    assert_eq!(out.trim(), format!("fieldseal {}", env!("CARGO_PKG_VERSION")));
+    assert!(!Path::new(&tool.db.url).exists(), "no database was opened");
+}
