@@ -2,6 +2,7 @@
 //! No terminal I/O and no SQL here: the CLI and REPL call these, and these
 //! call [`crate::store`] and the keyring.
 
+pub mod adopt;
 mod error;
 pub mod import;
 pub mod keys;

@@ -18,7 +18,7 @@ pub fn run(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> 
         Command::Delete(args) => delete(session, args),
         Command::Export(args) => export(session, args),
         Command::Import(args) => super::import::run(session, &args),
-        Command::Repl | Command::Keys { .. } | Command::Completions { .. } => {
+        Command::Repl | Command::Keys { .. } | Command::Completions { .. } | Command::Adopt(_) => {
             bail!("this command is dispatched before a plain session is opened")
         }
     }

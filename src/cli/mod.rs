@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. No SQL and no crypto here: every
 //! command calls a service in `fieldseal_tool::app`.
 
+mod adopt;
 mod commands;
 pub mod import;
 pub mod keys;
@@ -55,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Take over another application's users table in place (plaintext,
+    /// AES-CBC or Fernet values), keeping its ids
+    Adopt(AdoptArgs),
     /// The interactive prompt (also what plain `fieldseal` opens in a terminal)
     Repl,
     /// Print a shell completion script: fieldseal completions bash > …
@@ -174,6 +178,33 @@ pub struct ImportArgs {
     pub no_load_data: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// How the legacy app stored names and emails: plaintext, aes-cbc or fernet
+    #[arg(long)]
+    pub from: String,
+    /// The legacy key: 32 raw bytes (aes-cbc) or a urlsafe-base64 Fernet key
+    #[arg(long, value_name = "FILE")]
+    pub legacy_key_file: Option<PathBuf>,
+    /// Name a legacy column: COLUMN=name|email|age|created_at|skip (repeatable)
+    #[arg(long = "map", value_name = "COLUMN=FIELD", value_parser = parse_adopt_mapping)]
+    pub map: Vec<(String, fieldseal_tool::app::adopt::Target)>,
+    /// Rows per batch; each batch is one transaction
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// On a row that cannot be adopted: stop (abort), or leave it in the legacy table (skip)
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Abort)]
+    pub on_error: OnErrorArg,
+}
+
+fn parse_adopt_mapping(text: &str) -> Result<(String, fieldseal_tool::app::adopt::Target), String> {
+    let (from, to) = text
+        .split_once('=')
+        .ok_or_else(|| "expected COLUMN=FIELD, e.g. --map full_name=name".to_string())?;
+    let field = to.parse().map_err(|e| format!("{from}=…: {e}"))?;
+    Ok((from.trim().to_owned(), field))
+}
+
 /// `--on-error` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnErrorArg {
@@ -220,6 +251,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let url = DbUrl::parse(cli.database_url.as_deref())?;
     match cli.command {
         None | Some(Command::Repl) => repl::run(&url),
+        Some(Command::Adopt(args)) => adopt::run(&url, &args),
         Some(Command::Keys { command }) => {
             let mut session = unlock::open_session(&url)?;
             keys::run(&mut session, &command)

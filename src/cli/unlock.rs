@@ -4,7 +4,7 @@
 use anyhow::{bail, Context as _};
 use fieldseal::{EnvSource, MasterKeySource, MasterSecret, Passphrase};
 use fieldseal_tool::app::{keys, Session};
-use fieldseal_tool::store::DbUrl;
+use fieldseal_tool::store::{Db, DbUrl};
 use std::io::IsTerminal;
 
 /// Connects, migrates and unlocks (creating the keyring on first use).
@@ -19,20 +19,39 @@ pub fn open_session(url: &DbUrl) -> anyhow::Result<Session> {
         }
     }
     let mut db = keys::connect(url)?;
-    let secret = match from_env {
+    let exists = keys::has_keyring(&mut db)?;
+    let secret = master_secret(from_env, exists)?;
+    unlock_db(url, db, &secret)
+}
+
+/// The master secret: `from_env` (FIELDSEAL_*), else a hidden prompt. A
+/// passphrase that would create a keyring (`keyring_exists` false) must be
+/// strong enough.
+///
+/// # Errors
+/// A weak passphrase; no terminal to prompt on.
+pub fn master_secret(
+    from_env: Option<MasterSecret>,
+    keyring_exists: bool,
+) -> anyhow::Result<MasterSecret> {
+    match from_env {
         Some(secret) => {
-            if !keys::has_keyring(&mut db)? {
+            if !keyring_exists {
                 secret.check_strength().context("FIELDSEAL_PASSPHRASE")?;
             }
-            secret
+            Ok(secret)
         }
-        None => {
-            let exists = keys::has_keyring(&mut db)?;
-            prompt_secret(exists)?
-        }
-    };
+        None => prompt_secret(keyring_exists),
+    }
+}
+
+/// Unlocks `db` (migrated) with `secret`, creating the keyring on first use.
+///
+/// # Errors
+/// A wrong secret; database errors.
+pub fn unlock_db(url: &DbUrl, db: Db, secret: &MasterSecret) -> anyhow::Result<Session> {
     let (session, created) =
-        keys::unlock(db, &secret).with_context(|| format!("cannot unlock {url}"))?;
+        keys::unlock(db, secret).with_context(|| format!("cannot unlock {url}"))?;
     if created {
         eprintln!(
             "Created a new keyring in {url}. Keep the passphrase or master key safe: \

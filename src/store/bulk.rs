@@ -146,6 +146,44 @@ impl BulkConn {
         Ok(Committed::Yes)
     }
 
+    /// Loads `batch` (rows encoded with their `id` first, see
+    /// [`load_with_id_sql`]) into `users` and runs `then` (a statement such
+    /// as the DELETE of the same rows elsewhere), in one transaction.
+    /// [`Committed::DuplicateEmail`] when fewer rows went in (a duplicate
+    /// email or id): rolled back.
+    ///
+    /// # Errors
+    /// As [`BulkConn::commit_batch`].
+    pub fn commit_moved(
+        &mut self,
+        batch: Vec<u8>,
+        rows: usize,
+        then: Option<&str>,
+    ) -> Result<Committed, Error> {
+        self.set_batch(batch);
+        let mut tx = self
+            .conn
+            .start_transaction(mysql::TxOpts::default())
+            .map_err(db_error)?;
+        tx.query_drop(load_with_id_sql()).map_err(db_error)?;
+        let (loaded, warnings) = (tx.affected_rows(), tx.warnings());
+        let refused_name = {
+            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            p.refused.take()
+        };
+        if let Some(name) = refused_name {
+            return Err(refused(&name));
+        }
+        if loaded != rows as u64 || warnings > 0 {
+            return Ok(Committed::DuplicateEmail);
+        }
+        if let Some(then) = then {
+            tx.query_drop(then).map_err(db_error)?;
+        }
+        tx.commit().map_err(db_error)?;
+        Ok(Committed::Yes)
+    }
+
     fn set_batch(&mut self, bytes: Vec<u8>) {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         p.bytes = bytes;
@@ -165,6 +203,15 @@ pub fn load_sql(name: &str) -> String {
         "LOAD DATA LOCAL INFILE '{name}' INTO TABLE users CHARACTER SET binary \
          FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
          (name, name_bidx, email, email_bidx, age, created_at, key_id, bidx_version)"
+    )
+}
+
+/// [`load_sql`] with the `id` column first, for rows that keep their ids.
+pub fn load_with_id_sql() -> String {
+    format!(
+        "LOAD DATA LOCAL INFILE '{BATCH_NAME}' INTO TABLE users CHARACTER SET binary \
+         FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
+         (id, name, name_bidx, email, email_bidx, age, created_at, key_id, bidx_version)"
     )
 }
 

@@ -295,10 +295,15 @@ pub struct StampCache(Option<(NaiveDateTime, String)>);
 pub fn encode_rows(rows: &BatchRows, stamps: &mut StampCache) -> Vec<u8> {
     let mut buf = Vec::with_capacity(rows.len() * 256);
     for r in rows {
-        let stamp = stamp_text(&mut stamps.0, r.created_at);
-        encode_row(&mut buf, r, &stamp);
+        encode_row_into(&mut buf, r, stamps);
     }
     buf
+}
+
+/// Appends one row in LOAD DATA's format (see [`encode_rows`]).
+pub(crate) fn encode_row_into(buf: &mut Vec<u8>, r: &NewUserRow, stamps: &mut StampCache) {
+    let stamp = stamp_text(&mut stamps.0, r.created_at);
+    encode_row(buf, r, &stamp);
 }
 
 /// `created_at` as LOAD DATA reads it, reformatted only when the second

@@ -8,6 +8,7 @@
 
 pub mod bulk;
 pub mod imports;
+pub mod legacy;
 pub mod locks;
 pub mod retry;
 pub mod schema;
@@ -166,19 +167,56 @@ impl Db {
     /// [`StoreError::Connect`] naming the host or file and the cause;
     /// [`StoreError::Migrate`].
     pub fn connect(url: &DbUrl) -> Result<Self, StoreError> {
-        let connect_err = |e: ConnectionError| StoreError::Connect {
-            target: url.host(),
-            cause: strip_password(&e.to_string(), url),
-        };
+        let mut db = Db::open(url)?;
+        db.migrate(url)?;
+        Ok(db)
+    }
+
+    /// Applies pending migrations (`url` names the database in errors).
+    ///
+    /// # Errors
+    /// [`StoreError::Migrate`].
+    pub fn migrate(&mut self, url: &DbUrl) -> Result<(), StoreError> {
         let migrate_err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migrate {
             target: url.redacted(),
             cause: e.to_string(),
+        };
+        match self {
+            Db::Mysql(conn) => migrate(conn, || MYSQL_MIGRATIONS).map_err(migrate_err),
+            Db::Sqlite(conn) => {
+                // WAL (readers never wait for the writer) is set here, not
+                // in `open`: it is stored in the file's header, and `adopt`
+                // must leave a file it refuses byte-for-byte as it was.
+                let mode: Vec<JournalMode> = diesel::sql_query("PRAGMA journal_mode")
+                    .load(conn)
+                    .map_err(|e| migrate_err(Box::new(e)))?;
+                if !mode
+                    .iter()
+                    .any(|m| m.journal_mode.eq_ignore_ascii_case("wal"))
+                {
+                    use diesel::connection::SimpleConnection;
+                    conn.batch_execute("PRAGMA journal_mode = WAL")
+                        .map_err(|e| migrate_err(Box::new(e)))?;
+                }
+                migrate(conn, || SQLITE_MIGRATIONS).map_err(migrate_err)
+            }
+        }
+    }
+
+    /// Connects without migrating: for `adopt`, which must move another
+    /// application's `users` aside before fieldseal's migrations run.
+    ///
+    /// # Errors
+    /// [`StoreError::Connect`] naming the host or file and the cause.
+    pub fn open(url: &DbUrl) -> Result<Self, StoreError> {
+        let connect_err = |e: ConnectionError| StoreError::Connect {
+            target: url.host(),
+            cause: strip_password(&e.to_string(), url),
         };
         match url {
             DbUrl::Mysql(u) => {
                 let mut conn = MysqlConnection::establish(u).map_err(connect_err)?;
                 causal_reads(&mut conn);
-                migrate(&mut conn, || MYSQL_MIGRATIONS).map_err(migrate_err)?;
                 Ok(Db::Mysql(conn))
             }
             DbUrl::Sqlite(path) => {
@@ -199,17 +237,6 @@ impl Db {
                 // writer instead of failing with "database is locked".
                 conn.batch_execute("PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;")
                     .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
-                let mode: Vec<JournalMode> = diesel::sql_query("PRAGMA journal_mode")
-                    .load(&mut conn)
-                    .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
-                if !mode
-                    .iter()
-                    .any(|m| m.journal_mode.eq_ignore_ascii_case("wal"))
-                {
-                    conn.batch_execute("PRAGMA journal_mode = WAL")
-                        .map_err(|e| connect_err(ConnectionError::CouldntSetupConfiguration(e)))?;
-                }
-                migrate(&mut conn, || SQLITE_MIGRATIONS).map_err(migrate_err)?;
                 Ok(Db::Sqlite(conn))
             }
         }

@@ -633,6 +633,9 @@ fn the_documented_application_user_privileges_suffice() {
 fn version_is_the_package_version() {
     let tool = Tool::new(TestDb::sqlite());
     let out = tool.ok(&["--version"]);
-    assert_eq!(out.trim(), format!("fieldseal {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.trim(),
+        format!("fieldseal {}", env!("CARGO_PKG_VERSION"))
+    );
     assert!(!Path::new(&tool.db.url).exists(), "no database was opened");
 }

@@ -1,6 +1,7 @@
 //! Integration tests of the `fieldseal` tool against real SQLite and
 //! MariaDB/MySQL: the binary, the prompt, import and key lifecycle.
 
+mod adopt;
 mod cli;
 mod galera;
 mod hardening;

@@ -100,30 +100,7 @@ fn mysqldump_holds_no_plaintext() {
             .execute(conn)
             .unwrap();
     }
-    let server = std::env::var("FIELDSEAL_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
-    let (user, host, port) = server_parts(&server);
-    for hex_blob in [false, true] {
-        let mut cmd = std::process::Command::new(dump_tool());
-        cmd.args(["-h", &host, "-P", &port, "-u", &user, "--protocol=tcp"]);
-        if hex_blob {
-            cmd.arg("--hex-blob");
-        }
-        let out = cmd.arg(db.name()).output().expect("run mysqldump");
-        assert!(
-            out.status.success(),
-            "mysqldump failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_no_canary(
-            if hex_blob {
-                "mysqldump --hex-blob"
-            } else {
-                "mysqldump"
-            },
-            &out.stdout,
-        );
-    }
+    assert_no_canary("mysqldump, plain and --hex-blob", &db.dump());
     // And the data is still there and readable through the type.
     let names: Vec<Encrypted<String, PeopleName>> = people::table
         .select(people::name)
@@ -149,30 +126,5 @@ fn sqlite_file_holds_no_plaintext() {
                 .unwrap();
         }
     }
-    let bytes = std::fs::read(&db.url).unwrap();
-    assert_no_canary("the SQLite file", &bytes);
-}
-
-fn dump_tool() -> &'static str {
-    if which("mariadb-dump") {
-        "mariadb-dump"
-    } else {
-        "mysqldump"
-    }
-}
-
-fn which(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-}
-
-/// User, host and port of a `mysql://user@host:port` URL (the test
-/// servers have no password).
-fn server_parts(url: &str) -> (String, String, String) {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    let (user, rest) = rest.rsplit_once('@').unwrap_or(("root", rest));
-    let user = user.split(':').next().unwrap_or(user);
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
-    (user.to_owned(), host.to_owned(), port.to_owned())
+    assert_no_canary("the SQLite file", &db.dump());
 }

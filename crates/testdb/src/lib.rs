@@ -137,6 +137,63 @@ impl TestDb {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Everything the database holds, as an attacker with a backup would
+    /// see it: on MySQL a `mariadb-dump` (or `mysqldump`) of the database,
+    /// plain and with `--hex-blob` one after the other; on SQLite the file's
+    /// bytes and its WAL's. PostgreSQL is not dumped (empty).
+    pub fn dump(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut bytes = std::fs::read(&self.url).unwrap_or_default();
+                bytes.extend(std::fs::read(format!("{}-wal", self.url)).unwrap_or_default());
+                bytes
+            }
+            Backend::Mysql => {
+                let (user, host, port) = server_parts(&self.admin_url);
+                let mut bytes = Vec::new();
+                for hex_blob in [false, true] {
+                    let mut cmd = std::process::Command::new(dump_tool());
+                    cmd.args(["-h", &host, "-P", &port, "-u", &user, "--protocol=tcp"]);
+                    if hex_blob {
+                        cmd.arg("--hex-blob");
+                    }
+                    let out = cmd.arg(&self.name).output().expect("run mysqldump");
+                    assert!(
+                        out.status.success(),
+                        "mysqldump failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    bytes.extend(out.stdout);
+                }
+                bytes
+            }
+            Backend::Postgres => Vec::new(),
+        }
+    }
+}
+
+fn dump_tool() -> &'static str {
+    let which = |tool: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+    };
+    if which("mariadb-dump") {
+        "mariadb-dump"
+    } else {
+        "mysqldump"
+    }
+}
+
+/// User, host and port of a `mysql://user@host:port/…` URL (the test
+/// servers have no password).
+fn server_parts(url: &str) -> (String, String, String) {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let (user, rest) = rest.rsplit_once('@').unwrap_or(("root", rest));
+    let user = user.split(':').next().unwrap_or(user);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "3306"));
+    (user.to_owned(), host.to_owned(), port.to_owned())
 }
 
 impl Drop for TestDb {
