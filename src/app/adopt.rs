@@ -289,7 +289,10 @@ pub enum Prepared {
 pub fn prepare(db: &mut Db, options: &AdoptOptions) -> Result<Prepared, AdoptError> {
     let state = legacy::state(db)?;
     let table = match state {
-        TableState::Nothing => return Ok(Prepared::Nothing),
+        TableState::Nothing => {
+            legacy::tidy(db)?;
+            return Ok(Prepared::Nothing);
+        }
         TableState::Legacy => "users",
         TableState::Underway => LEGACY_TABLE,
     };
@@ -387,6 +390,8 @@ struct SealedBatch {
     email_keys: Vec<Option<Vec<u8>>>,
     bad: Vec<BadRow>,
     seen: u64,
+    /// The last legacy id read into this batch: the cursor once it commits.
+    last_read: i64,
 }
 
 /// Opens, validates and seals one legacy row.
@@ -461,58 +466,63 @@ pub fn adopt(
         bulk_loaded: bulk.is_some(),
         ..AdoptReport::default()
     };
+    let mut after = legacy::begin(&mut session.db)?;
     let mut progress = AdoptProgress {
-        total: u64::try_from(legacy::remaining(&mut session.db)?).unwrap_or(0),
+        total: u64::try_from(legacy::remaining(&mut session.db, after)?).unwrap_or(0),
         ..AdoptProgress::default()
     };
     let limit = i64::try_from(options.batch_size.max(1)).unwrap_or(1000);
     let keyring = std::sync::Arc::clone(&session.keyring);
     let now = chrono::Utc::now().naive_utc();
     let mut stamps = StampCache::default();
-    let mut after = i64::MIN;
+    let mut cursor = after;
     let source = &options.source;
+    // The legacy rows are read on a connection of their own, in the
+    // sealing thread, so that reading and sealing batch k+1 overlap the
+    // writing of batch k on this one.
+    let url = session
+        .url()
+        .cloned()
+        .ok_or_else(|| AdoptError::Setup("adopt needs the database URL of the session".into()))?;
+    let mut reader = Db::open(&url).map_err(|e| AdoptError::Setup(e.to_string()))?;
     std::thread::scope(|scope| -> Result<(), AdoptError> {
-        // Both channels live in this closure: whatever way it returns, they
-        // close, and the sealing thread ends instead of blocking.
-        let (to_seal, sealing) = std::sync::mpsc::sync_channel::<Vec<LegacyRow>>(1);
-        let (to_write, sealed) = std::sync::mpsc::sync_channel::<SealedBatch>(1);
-        scope.spawn(move || {
-            for rows in sealing {
-                let mut batch = SealedBatch {
-                    rows: Vec::with_capacity(rows.len()),
-                    email_keys: Vec::with_capacity(rows.len()),
-                    bad: Vec::new(),
-                    seen: rows.len() as u64,
-                };
-                for row in &rows {
-                    match convert(&keyring, source, row, now) {
-                        Ok(sealed) => {
-                            batch.email_keys.push(sealed.email_bidx.clone());
-                            batch.rows.push((row.id, sealed));
-                        }
-                        Err(reason) => batch.bad.push(BadRow { id: row.id, reason }),
-                    }
-                }
-                if to_write.send(batch).is_err() {
+        // The channel lives in this closure: whatever way it returns, it
+        // closes, and the sealing thread ends instead of blocking.
+        let (to_write, sealed) =
+            std::sync::mpsc::sync_channel::<Result<SealedBatch, AdoptError>>(1);
+        scope.spawn(move || loop {
+            let rows = match legacy::read(&mut reader, LEGACY_TABLE, map, after, limit) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    let _ = to_write.send(Err(e.into()));
                     return;
                 }
+            };
+            let Some(last) = rows.last() else { return };
+            after = last.id;
+            let mut batch = SealedBatch {
+                rows: Vec::with_capacity(rows.len()),
+                email_keys: Vec::with_capacity(rows.len()),
+                bad: Vec::new(),
+                seen: rows.len() as u64,
+                last_read: after,
+            };
+            for row in &rows {
+                match convert(&keyring, source, row, now) {
+                    Ok(sealed) => {
+                        batch.email_keys.push(sealed.email_bidx.clone());
+                        batch.rows.push((row.id, sealed));
+                    }
+                    Err(reason) => batch.bad.push(BadRow { id: row.id, reason }),
+                }
+            }
+            if to_write.send(Ok(batch)).is_err() {
+                return;
             }
         });
-        // Reads run one batch ahead of the writes: the reading thread (this
-        // one) sends batch k+1 to be sealed before it writes batch k.
-        let read_next = |db: &mut Db, after: &mut i64| -> Result<bool, AdoptError> {
-            let rows = legacy::read(db, LEGACY_TABLE, map, *after, limit)?;
-            let Some(last) = rows.last() else {
-                return Ok(false);
-            };
-            *after = last.id;
-            Ok(to_seal.send(rows).is_ok())
-        };
-        let mut in_flight = read_next(&mut session.db, &mut after)?;
-        while in_flight {
+        for batch in &sealed {
             session.check_interrupt()?;
-            let Ok(mut batch) = sealed.recv() else { break };
-            in_flight = read_next(&mut session.db, &mut after)?;
+            let mut batch = batch?;
             progress.seen += batch.seen;
             reject_repeats(&mut batch);
             let stop = write(
@@ -522,6 +532,9 @@ pub fn adopt(
                 &mut stamps,
                 options.on_error,
             )?;
+            if !stop {
+                cursor = batch.last_read;
+            }
             report.adopted += batch.rows.len() as u64;
             progress.adopted = report.adopted;
             batch.bad.sort_by_key(|b| b.id);
@@ -532,14 +545,13 @@ pub fn adopt(
             report.skipped.extend(batch.bad);
             on_progress(&progress);
         }
-        drop(to_seal);
         drop(sealed);
         Ok(())
     })?;
     report.left = if report.stopped_at.is_none() {
         legacy::finish(&mut session.db)?
     } else {
-        legacy::remaining(&mut session.db)?
+        legacy::remaining(&mut session.db, cursor)?
     };
     report.elapsed = started.elapsed();
     Ok(report)
@@ -559,8 +571,17 @@ fn write(
         if on_error == OnBadRow::Abort && !batch.bad.is_empty() {
             return Ok(true);
         }
+        let skipped: Vec<(i64, String)> =
+            batch.bad.iter().map(|b| (b.id, b.reason.clone())).collect();
         let committed = retry(|| {
-            legacy::move_batch(&mut session.db, bulk.as_deref_mut(), &batch.rows, stamps)
+            legacy::commit_batch(
+                &mut session.db,
+                bulk.as_deref_mut(),
+                &batch.rows,
+                &skipped,
+                batch.last_read,
+                stamps,
+            )
         })?;
         match committed {
             Committed::Yes => return Ok(false),

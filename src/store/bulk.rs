@@ -147,8 +147,8 @@ impl BulkConn {
     }
 
     /// Loads `batch` (rows encoded with their `id` first, see
-    /// [`load_with_id_sql`]) into `users` and runs `then` (a statement such
-    /// as the DELETE of the same rows elsewhere), in one transaction.
+    /// [`load_with_id_sql`]) into `users` and runs the statements `then`
+    /// (such as a progress update), in one transaction.
     /// [`Committed::DuplicateEmail`] when fewer rows went in (a duplicate
     /// email or id): rolled back.
     ///
@@ -158,7 +158,7 @@ impl BulkConn {
         &mut self,
         batch: Vec<u8>,
         rows: usize,
-        then: Option<&str>,
+        then: &[String],
     ) -> Result<Committed, Error> {
         self.set_batch(batch);
         let mut tx = self
@@ -177,8 +177,8 @@ impl BulkConn {
         if loaded != rows as u64 || warnings > 0 {
             return Ok(Committed::DuplicateEmail);
         }
-        if let Some(then) = then {
-            tx.query_drop(then).map_err(db_error)?;
+        for statement in then {
+            tx.query_drop(statement).map_err(db_error)?;
         }
         tx.commit().map_err(db_error)?;
         Ok(Committed::Yes)

@@ -1,9 +1,11 @@
 //! A `users` table another application left behind, taken over in place by
 //! `fieldseal adopt`: renamed to [`LEGACY_TABLE`], read in id order, and
-//! moved into fieldseal's own `users` batch by batch, each batch one
-//! transaction that inserts the sealed rows under their old ids and
-//! deletes them from the legacy table. The legacy table itself is the
-//! progress: what is still in it is still to do.
+//! copied into fieldseal's own `users` batch by batch, each batch one
+//! transaction that inserts the sealed rows under their old ids, records
+//! the rows it left out in [`SKIPPED_TABLE`], and moves the cursor in
+//! [`PROGRESS_TABLE`] past the batch. A rerun after a crash continues after
+//! the cursor, so no row goes in twice or is lost. At the end the legacy
+//! table is dropped whole (or, when rows were left out, keeps only those).
 
 use super::bulk::BulkConn;
 use super::imports::{encode_row_into, Committed, StampCache};
@@ -20,6 +22,12 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 /// skip` left out stay here, with their legacy data, until the operator
 /// deals with them.
 pub const LEGACY_TABLE: &str = "fieldseal_legacy_users";
+
+/// The ids `adopt --on-error skip` left out, with the reason for each.
+pub const SKIPPED_TABLE: &str = "fieldseal_adopt_skipped";
+
+/// The adoption's cursor: the last legacy id a committed batch covered.
+pub const PROGRESS_TABLE: &str = "fieldseal_adopt_progress";
 
 /// What the database holds, as far as adoption is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,13 +178,27 @@ pub fn read(
         .load(c))
 }
 
-/// Rows left in [`LEGACY_TABLE`].
+/// Rows in [`LEGACY_TABLE`] after the cursor `after`.
 ///
 /// # Errors
 /// Database errors.
-pub fn remaining(db: &mut Db) -> QueryResult<i64> {
-    let sql = format!("SELECT COUNT(*) AS n FROM {LEGACY_TABLE}");
+pub fn remaining(db: &mut Db, after: i64) -> QueryResult<i64> {
+    let sql = format!("SELECT COUNT(*) AS n FROM {LEGACY_TABLE} WHERE id > {after}");
     with_conn!(db, |c| diesel::sql_query(&sql).get_result::<Count>(c)).map(|r| r.n)
+}
+
+/// Drops what a finished adoption killed in its last steps left behind
+/// (its cursor and skipped-rows tables, once the legacy table is gone).
+///
+/// # Errors
+/// Database errors.
+pub fn tidy(db: &mut Db) -> QueryResult<()> {
+    if columns(db, LEGACY_TABLE)?.is_empty() {
+        let sql =
+            format!("DROP TABLE IF EXISTS {SKIPPED_TABLE}; DROP TABLE IF EXISTS {PROGRESS_TABLE}");
+        with_conn!(db, |c| c.batch_execute(&sql))?;
+    }
+    Ok(())
 }
 
 /// Which of `ids` fieldseal's `users` already holds.
@@ -193,33 +215,91 @@ pub fn taken_ids(db: &mut Db, ids: &[i64]) -> QueryResult<Vec<i64>> {
         .load::<i64>(c))
 }
 
+/// Starts (or continues) an adoption after the migrations: creates the
+/// cursor and the skipped-rows table when this is a new run, and moves
+/// `users`' id counter past the largest legacy id, so records added while
+/// the adoption is under way never take an id a legacy row still needs.
+/// Returns the cursor.
+///
+/// # Errors
+/// Database errors.
+pub fn begin(db: &mut Db) -> QueryResult<i64> {
+    if columns(db, PROGRESS_TABLE)?.is_empty() {
+        let max = with_conn!(db, |c| diesel::sql_query(format!(
+            "SELECT COALESCE(MAX(id), 0) AS n FROM {LEGACY_TABLE}"
+        ))
+        .get_result::<Count>(c))?
+        .n;
+        let reserve = match db {
+            Db::Mysql(_) => format!("ALTER TABLE users AUTO_INCREMENT = {}", max + 1),
+            Db::Sqlite(_) => format!(
+                "UPDATE sqlite_sequence SET seq = {max} WHERE name = 'users' AND seq < {max}; \
+                 INSERT INTO sqlite_sequence (name, seq) SELECT 'users', {max} \
+                 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')"
+            ),
+        };
+        let setup = format!(
+            "CREATE TABLE IF NOT EXISTS {SKIPPED_TABLE} (id BIGINT NOT NULL PRIMARY KEY, \
+               reason TEXT NOT NULL); \
+             DELETE FROM {SKIPPED_TABLE}; \
+             {reserve}; \
+             CREATE TABLE {PROGRESS_TABLE} (id INTEGER NOT NULL PRIMARY KEY, \
+               after_id BIGINT NOT NULL); \
+             INSERT INTO {PROGRESS_TABLE} (id, after_id) VALUES (1, {})",
+            i64::MIN
+        );
+        with_conn!(db, |c| c.batch_execute(&setup))?;
+    }
+    let sql = format!("SELECT after_id AS n FROM {PROGRESS_TABLE} WHERE id = 1");
+    Ok(with_conn!(db, |c| diesel::sql_query(&sql)
+        .get_result::<Count>(c)
+        .optional())?
+    .map_or(i64::MIN, |r| r.n))
+}
+
 /// Rows per INSERT statement: 9 bound values a row stays under SQLite's
 /// 32,766 variables a statement.
 const ROWS_PER_INSERT: usize = 3_000;
 
-/// Inserts `rows` under their legacy ids and deletes `ids` (the adopted
-/// rows and nothing else) from [`LEGACY_TABLE`], in one transaction, safe
-/// to repeat after a transient conflict. On MySQL through LOAD DATA on
-/// `bulk` when there is one. [`Committed::DuplicateEmail`] when an email or
-/// an id met a unique key: nothing was written.
+/// A text literal for `db`'s SQL (MySQL also reads backslashes as escapes).
+fn literal(db: &Db, text: &str) -> String {
+    let text = text.replace('\'', "''");
+    match db {
+        Db::Mysql(_) => format!("'{}'", text.replace('\\', "\\\\")),
+        Db::Sqlite(_) => format!("'{text}'"),
+    }
+}
+
+/// One committed batch: `rows` inserted under their legacy ids, `skipped`
+/// (id, reason) recorded, and the cursor moved to `last`, in one
+/// transaction, safe to repeat after a transient conflict. On MySQL through
+/// LOAD DATA on `bulk` when there is one. [`Committed::DuplicateEmail`]
+/// when an email or an id met a unique key: nothing was written.
 ///
 /// # Errors
 /// Database errors; the transaction is rolled back.
-pub fn move_batch(
+pub fn commit_batch(
     db: &mut Db,
     bulk: Option<&mut BulkConn>,
     rows: &[(i64, NewUserRow)],
+    skipped: &[(i64, String)],
+    last: i64,
     stamps: &mut StampCache,
 ) -> QueryResult<Committed> {
-    let ids: Vec<String> = rows.iter().map(|(id, _)| id.to_string()).collect();
-    let delete = if ids.is_empty() {
-        None
-    } else {
-        Some(format!(
-            "DELETE FROM {LEGACY_TABLE} WHERE id IN ({})",
-            ids.join(",")
-        ))
-    };
+    let mut then = Vec::new();
+    if !skipped.is_empty() {
+        let values: Vec<String> = skipped
+            .iter()
+            .map(|(id, reason)| format!("({id}, {})", literal(db, reason)))
+            .collect();
+        then.push(format!(
+            "REPLACE INTO {SKIPPED_TABLE} (id, reason) VALUES {}",
+            values.join(", ")
+        ));
+    }
+    then.push(format!(
+        "UPDATE {PROGRESS_TABLE} SET after_id = {last} WHERE id = 1"
+    ));
     if let Some(bulk) = bulk {
         let mut bytes = Vec::with_capacity(rows.len() * 256);
         for (id, row) in rows {
@@ -227,7 +307,7 @@ pub fn move_batch(
             bytes.push(b'\t');
             encode_row_into(&mut bytes, row, stamps);
         }
-        return bulk.commit_moved(bytes, rows.len(), delete.as_deref());
+        return bulk.commit_moved(bytes, rows.len(), &then);
     }
     let result = with_conn!(db, |c| c.write_unit(|c| {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -239,8 +319,8 @@ pub fn move_batch(
                 .values(values)
                 .execute(c)?;
         }
-        if let Some(delete) = &delete {
-            c.batch_execute(delete)?;
+        for statement in &then {
+            c.batch_execute(statement)?;
         }
         Ok(())
     }));
@@ -254,18 +334,33 @@ pub fn move_batch(
     }
 }
 
-/// Ends an adoption: drops [`LEGACY_TABLE`] when nothing is left in it, and
-/// on SQLite rewrites the file and empties the WAL, so that no free page
-/// or old page image still holds a legacy value. Returns the rows left.
+/// Ends an adoption that went through the whole legacy table. With no row
+/// left out, the legacy table and the adoption's own tables are dropped;
+/// otherwise the legacy table keeps only the rows left out (listed with
+/// their reasons in [`SKIPPED_TABLE`]) and the cursor is dropped, so the
+/// next run looks at them again. On SQLite the file is then rewritten and
+/// the WAL emptied, so that no free page or old page image still holds a
+/// legacy value. Returns the rows left out.
 ///
 /// # Errors
 /// Database errors.
 pub fn finish(db: &mut Db) -> QueryResult<i64> {
-    let left = remaining(db)?;
-    if left == 0 {
-        with_conn!(db, |c| c
-            .batch_execute(&format!("DROP TABLE {LEGACY_TABLE}")))?;
-    }
+    let left = with_conn!(db, |c| diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM {SKIPPED_TABLE}"
+    ))
+    .get_result::<Count>(c))?
+    .n;
+    let cleanup = if left == 0 {
+        format!(
+            "DROP TABLE {LEGACY_TABLE}; DROP TABLE {SKIPPED_TABLE}; DROP TABLE {PROGRESS_TABLE}"
+        )
+    } else {
+        format!(
+            "DELETE FROM {LEGACY_TABLE} WHERE id NOT IN (SELECT id FROM {SKIPPED_TABLE}); \
+             DROP TABLE {PROGRESS_TABLE}"
+        )
+    };
+    with_conn!(db, |c| c.batch_execute(&cleanup))?;
     if let Db::Sqlite(c) = db {
         c.batch_execute("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
     }
