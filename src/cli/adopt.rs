@@ -6,8 +6,6 @@ use fieldseal::{EnvSource, MasterKeySource};
 use fieldseal_tool::app::adopt::{self, AdoptOptions, AdoptProgress, OnBadRow, Prepared, Source};
 use fieldseal_tool::app::keys;
 use fieldseal_tool::store::{legacy, Db, DbUrl};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// Runs an adoption: checks, moves the legacy table aside, migrates,
@@ -40,17 +38,7 @@ pub fn run(url: &DbUrl, args: &super::AdoptArgs) -> anyhow::Result<ExitCode> {
     };
     db.migrate(url)?;
     let mut session = unlock::unlock_db(url, db, &secret)?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{bar:30}] {pos}/{len} rows  {per_sec}  ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    });
+    let bar = super::keys::rows_bar();
     let mut on_progress = |p: &AdoptProgress| {
         if let Some(bar) = &bar {
             bar.set_length(p.total);

@@ -138,7 +138,7 @@ pub fn rotate_all(session: &mut Session, index: bool, batch_size: usize) -> anyh
 }
 
 /// A progress bar on a terminal's stderr, with rows/s (none elsewhere).
-fn rows_bar() -> Option<ProgressBar> {
+pub(super) fn rows_bar() -> Option<ProgressBar> {
     std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(

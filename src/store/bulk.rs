@@ -123,27 +123,9 @@ impl BulkConn {
         progress: &ImportRow,
         first: bool,
     ) -> Result<Committed, Error> {
-        self.set_batch(batch);
-        let mut tx = self
-            .conn
-            .start_transaction(mysql::TxOpts::default())
-            .map_err(db_error)?;
-        tx.query_drop(load_sql(BATCH_NAME)).map_err(db_error)?;
-        let (loaded, warnings) = (tx.affected_rows(), tx.warnings());
-        let refused_name = {
-            let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            p.refused.take()
-        };
-        if let Some(name) = refused_name {
-            return Err(refused(&name));
-        }
-        if loaded != rows as u64 || warnings > 0 {
-            // Dropping the transaction rolls it back.
-            return Ok(Committed::DuplicateEmail);
-        }
-        save_progress(&mut tx, progress, first).map_err(db_error)?;
-        tx.commit().map_err(db_error)?;
-        Ok(Committed::Yes)
+        self.load_then_commit(&load_sql(BATCH_NAME), batch, rows, |tx| {
+            save_progress(tx, progress, first)
+        })
     }
 
     /// Loads `batch` (rows encoded with their `id` first, see
@@ -160,12 +142,28 @@ impl BulkConn {
         rows: usize,
         then: &[String],
     ) -> Result<Committed, Error> {
+        self.load_then_commit(&load_with_id_sql(), batch, rows, |tx| {
+            then.iter()
+                .try_for_each(|statement| tx.query_drop(statement))
+        })
+    }
+
+    /// Runs `load` (a LOAD DATA LOCAL of `batch`, `rows` rows), then `then`,
+    /// and commits, in one transaction; a short count or a warning rolls it
+    /// back as [`Committed::DuplicateEmail`].
+    fn load_then_commit(
+        &mut self,
+        load: &str,
+        batch: Vec<u8>,
+        rows: usize,
+        then: impl FnOnce(&mut mysql::Transaction<'_>) -> mysql::Result<()>,
+    ) -> Result<Committed, Error> {
         self.set_batch(batch);
         let mut tx = self
             .conn
             .start_transaction(mysql::TxOpts::default())
             .map_err(db_error)?;
-        tx.query_drop(load_with_id_sql()).map_err(db_error)?;
+        tx.query_drop(load).map_err(db_error)?;
         let (loaded, warnings) = (tx.affected_rows(), tx.warnings());
         let refused_name = {
             let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -175,11 +173,10 @@ impl BulkConn {
             return Err(refused(&name));
         }
         if loaded != rows as u64 || warnings > 0 {
+            // Dropping the transaction rolls it back.
             return Ok(Committed::DuplicateEmail);
         }
-        for statement in then {
-            tx.query_drop(statement).map_err(db_error)?;
-        }
+        then(&mut tx).map_err(db_error)?;
         tx.commit().map_err(db_error)?;
         Ok(Committed::Yes)
     }

@@ -41,6 +41,14 @@ fn sql(tool: &Tool, statements: &str) {
     }
 }
 
+/// The legacy apps' primary key, as each backend spells it.
+fn id_column(tool: &Tool) -> &'static str {
+    match tool.db.backend {
+        Backend::Mysql => "id INT AUTO_INCREMENT PRIMARY KEY",
+        _ => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+    }
+}
+
 /// One text value for SQL.
 fn lit(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -50,10 +58,7 @@ fn lit(text: &str) -> String {
 /// INT)`, `rows` rows with ids 3, 6, 9, … (gaps on purpose), every third
 /// row without an email; values from `value(i, plain)`.
 fn legacy_table(tool: &Tool, rows: u64, value: impl Fn(u64, &str) -> String) {
-    let id = match tool.db.backend {
-        Backend::Mysql => "id INT AUTO_INCREMENT PRIMARY KEY",
-        _ => "id INTEGER PRIMARY KEY AUTOINCREMENT",
-    };
+    let id = id_column(tool);
     sql(
         tool,
         &format!(
@@ -476,10 +481,7 @@ tool_tests!(plaintext_and_fernet_tables_with_mapped_columns, |tool| {
     // A Fernet app with its own column names and a signup time.
     let key = fernet::Fernet::generate_key();
     let f = fernet::Fernet::new(&key).unwrap();
-    let id = match tool.db.backend {
-        Backend::Mysql => "id INT AUTO_INCREMENT PRIMARY KEY",
-        _ => "id INTEGER PRIMARY KEY AUTOINCREMENT",
-    };
+    let id = id_column(&tool);
     sql(
         &tool,
         &format!(
@@ -531,10 +533,7 @@ tool_tests!(plaintext_and_fernet_tables_with_mapped_columns, |tool| {
 });
 
 tool_tests!(a_plaintext_table_without_emails, |tool| {
-    let id = match tool.db.backend {
-        Backend::Mysql => "id INT AUTO_INCREMENT PRIMARY KEY",
-        _ => "id INTEGER PRIMARY KEY AUTOINCREMENT",
-    };
+    let id = id_column(&tool);
     sql(
         &tool,
         &format!("CREATE TABLE users ({id}, name TEXT NOT NULL, age INT NOT NULL)"),
