@@ -116,8 +116,14 @@ impl Source {
         }
     }
 
-    /// The text of one legacy value; the error says why not, without it.
-    fn open(&self, stored: &[u8]) -> Result<Zeroizing<String>, String> {
+    /// The text of one legacy value as the database stores it; the error
+    /// says why not, without the value. Never panics, whatever the bytes
+    /// (a fuzz target holds it to that).
+    ///
+    /// # Errors
+    /// One sentence: not base64, not whole AES blocks, wrong padding, a
+    /// Fernet token that does not verify, not UTF-8.
+    pub fn open(&self, stored: &[u8]) -> Result<Zeroizing<String>, String> {
         let bytes: Zeroizing<Vec<u8>> = match self {
             Source::Plaintext => Zeroizing::new(stored.to_vec()),
             Source::AesCbc(key) => {
