@@ -15,6 +15,7 @@ use super::imports::{Committed, ImportRow};
 use super::retry::TRANSIENT;
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+use mysql::params;
 use mysql::prelude::Queryable;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -213,53 +214,31 @@ pub fn load_with_id_sql() -> String {
 }
 
 fn save_progress(tx: &mut mysql::Transaction<'_>, p: &ImportRow, first: bool) -> mysql::Result<()> {
-    let values = (
-        p.fingerprint.clone(),
-        p.file_name.clone(),
-        p.records_done,
-        p.last_line,
-        p.inserted,
-        p.rejected,
-        p.finished,
-        date(p.started_at),
-        date(p.updated_at),
-    );
-    if first {
-        tx.exec_drop(
-            "INSERT INTO fieldseal_imports (fingerprint, file_name, records_done, \
-             last_line, inserted, rejected, finished, started_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            values,
-        )
+    let sql = if first {
+        "INSERT INTO fieldseal_imports (fingerprint, file_name, records_done, last_line, \
+         inserted, rejected, finished, started_at, updated_at) VALUES (:fingerprint, \
+         :file_name, :records_done, :last_line, :inserted, :rejected, :finished, :started_at, \
+         :updated_at)"
     } else {
-        let (
-            fingerprint,
-            file_name,
-            records_done,
-            last_line,
-            inserted,
-            rejected,
-            finished,
-            started_at,
-            updated_at,
-        ) = values;
-        tx.exec_drop(
-            "UPDATE fieldseal_imports SET file_name = ?, records_done = ?, last_line = ?, \
-             inserted = ?, rejected = ?, finished = ?, started_at = ?, updated_at = ? \
-             WHERE fingerprint = ?",
-            (
-                file_name,
-                records_done,
-                last_line,
-                inserted,
-                rejected,
-                finished,
-                started_at,
-                updated_at,
-                fingerprint,
-            ),
-        )
-    }
+        "UPDATE fieldseal_imports SET file_name = :file_name, records_done = :records_done, \
+         last_line = :last_line, inserted = :inserted, rejected = :rejected, \
+         finished = :finished, started_at = :started_at, updated_at = :updated_at \
+         WHERE fingerprint = :fingerprint"
+    };
+    tx.exec_drop(
+        sql,
+        params! {
+            "fingerprint" => p.fingerprint.clone(),
+            "file_name" => p.file_name.clone(),
+            "records_done" => p.records_done,
+            "last_line" => p.last_line,
+            "inserted" => p.inserted,
+            "rejected" => p.rejected,
+            "finished" => p.finished,
+            "started_at" => date(p.started_at),
+            "updated_at" => date(p.updated_at),
+        },
+    )
 }
 
 fn date(at: NaiveDateTime) -> mysql::Value {

@@ -91,6 +91,13 @@ fn legacy_table(tool: &Tool, rows: u64, value: impl Fn(u64, &str) -> String) {
     }
 }
 
+/// `fieldseal adopt --from aes-cbc --legacy-key-file KEY` and `more`.
+fn adopt_aes(tool: &Tool, key: &str, more: &[&str]) -> std::process::Output {
+    let mut args = vec!["adopt", "--from", "aes-cbc", "--legacy-key-file", key];
+    args.extend_from_slice(more);
+    tool.run(&args)
+}
+
 fn key_file(tool: &Tool) -> String {
     let path = tool.path("aes_key.bin");
     std::fs::write(&path, AES_KEY).unwrap();
@@ -204,20 +211,12 @@ tool_tests!(a_wrong_key_or_a_bad_command_changes_nothing, |tool| {
     sql(&tool, "ALTER TABLE users ADD COLUMN phone TEXT NULL");
     let before = snapshot(&tool);
     let key = key_file(&tool);
-    let out = tool.run(&["adopt", "--from", "aes-cbc", "--legacy-key-file", &key]);
+    let out = adopt_aes(&tool, &key, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("\"phone\""), "{}", stderr(&out));
     assert_eq!(snapshot(&tool), before);
     // Mapped away on purpose, it adopts.
-    let out = tool.run(&[
-        "adopt",
-        "--from",
-        "aes-cbc",
-        "--legacy-key-file",
-        &key,
-        "--map",
-        "phone=skip",
-    ]);
+    let out = adopt_aes(&tool, &key, &["--map", "phone=skip"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(records(&tool), expected(50));
 });
@@ -337,15 +336,7 @@ tool_tests!(bad_rows_stop_an_abort_and_are_skipped_by_id, |tool| {
     });
     sql(&tool, "UPDATE users SET age = 200 WHERE id = 42");
     let key = key_file(&tool);
-    let out = tool.run(&[
-        "adopt",
-        "--from",
-        "aes-cbc",
-        "--legacy-key-file",
-        &key,
-        "--batch-size",
-        "5",
-    ]);
+    let out = adopt_aes(&tool, &key, &["--batch-size", "5"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -359,15 +350,7 @@ tool_tests!(bad_rows_stop_an_abort_and_are_skipped_by_id, |tool| {
     // The first batch (ids 3–15) went in; the one with the bad row did not.
     assert_eq!(records(&tool), expected(5));
 
-    let out = tool.run(&[
-        "adopt",
-        "--from",
-        "aes-cbc",
-        "--legacy-key-file",
-        &key,
-        "--on-error",
-        "skip",
-    ]);
+    let out = adopt_aes(&tool, &key, &["--on-error", "skip"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     for (id, why) in [
@@ -413,7 +396,7 @@ tool_tests!(
         const ROWS: u64 = 300;
         legacy_table(&tool, ROWS, |i, p| aes_cbc(p, i));
         let key = key_file(&tool);
-        let out = tool.run(&["adopt", "--from", "aes-cbc", "--legacy-key-file", &key]);
+        let out = adopt_aes(&tool, &key, &[]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
             stderr(&out).contains("The legacy table is gone."),
