@@ -270,7 +270,16 @@ fn options(url: &str) -> Result<mysql::Opts, Unavailable> {
     let mut base = parsed.clone();
     base.set_query(None);
     let opts = mysql::Opts::from_url(base.as_str()).map_err(|_| bad("not a MySQL URL"))?;
-    Ok(mysql::OptsBuilder::from_opts(opts).socket(socket).into())
+    // As the C client behind Diesel: `localhost` means the local socket, an
+    // address means TCP. (This client would otherwise switch any loopback
+    // address to the socket, where the server may match the user to
+    // another account, such as 'app'@'localhost' instead of
+    // 'app'@'127.0.0.1'.)
+    let local = parsed.host_str() == Some("localhost");
+    Ok(mysql::OptsBuilder::from_opts(opts)
+        .socket(socket)
+        .prefer_socket(local)
+        .into())
 }
 
 /// A server's refusal or a driver failure, as Diesel reports database
@@ -359,6 +368,13 @@ mod tests {
         assert_eq!(opts.get_tcp_port(), 3307);
         assert_eq!(opts.get_ip_or_hostname(), "db.example");
         assert_eq!(opts.get_socket(), Some("/run/m.sock"));
+        // An address means TCP, as for the main connection.
+        assert!(!options("mysql://u@127.0.0.1:3306/db")
+            .unwrap()
+            .get_prefer_socket());
+        assert!(options("mysql://u@localhost/db")
+            .unwrap()
+            .get_prefer_socket());
     }
 
     #[test]
