@@ -5,6 +5,7 @@
 //! [`crate::store::legacy`] for how the rows move and why a rerun after a
 //! crash finishes with exactly the legacy rows.
 
+use super::import::{earlier_repeats, retain_flagged};
 use super::record::RecordInput;
 use super::records::seal;
 use super::{AppError, Session};
@@ -612,41 +613,30 @@ fn reject(batch: &mut SealedBatch, reasons: Vec<Option<String>>) {
     if reasons.iter().all(Option::is_none) {
         return;
     }
-    let flags: Vec<bool> = reasons.iter().map(Option::is_none).collect();
-    let mut rows = std::mem::take(&mut batch.rows);
-    let mut keys = std::mem::take(&mut batch.email_keys);
+    let keep: Vec<bool> = reasons.iter().map(Option::is_none).collect();
     for (i, reason) in reasons.into_iter().enumerate() {
         if let Some(reason) = reason {
             batch.bad.push(BadRow {
-                id: rows[i].0,
+                id: batch.rows[i].0,
                 reason,
             });
         }
     }
-    let mut f = flags.iter();
-    rows.retain(|_| *f.next().unwrap_or(&true));
-    let mut f = flags.iter();
-    keys.retain(|_| *f.next().unwrap_or(&true));
-    batch.rows = rows;
-    batch.email_keys = keys;
+    retain_flagged(&mut batch.rows, &keep);
+    retain_flagged(&mut batch.email_keys, &keep);
 }
 
 /// Rows whose email repeats an earlier row of the batch.
 fn reject_repeats(batch: &mut SealedBatch) {
-    let mut first: HashMap<Vec<u8>, i64> = HashMap::new();
-    let reasons = batch
-        .email_keys
-        .iter()
-        .zip(&batch.rows)
-        .map(|(key, (id, _))| {
-            let key = key.as_ref()?;
-            match first.get(key) {
-                Some(other) => Some(format!("its email repeats the email of legacy row {other}")),
-                None => {
-                    first.insert(key.clone(), *id);
-                    None
-                }
-            }
+    let reasons = earlier_repeats(&batch.email_keys)
+        .into_iter()
+        .map(|first| {
+            first.map(|i| {
+                format!(
+                    "its email repeats the email of legacy row {}",
+                    batch.rows[i].0
+                )
+            })
         })
         .collect();
     reject(batch, reasons);

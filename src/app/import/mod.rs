@@ -32,6 +32,7 @@ mod writer;
 pub use error::{ImportError, ImportErrorKind, Position};
 pub use header::Field;
 pub use rejects::{CsvRejects, RejectSink, Rejection};
+pub(crate) use writer::{earlier_repeats, retain_flagged};
 
 use super::records::seal;
 use super::{AppError, RecordInput, Session};

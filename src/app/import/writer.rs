@@ -136,19 +136,37 @@ impl Writer<'_> {
 /// Rejects rows whose email repeats an earlier line of the same batch
 /// (a check in memory; repeats across batches meet the unique index).
 pub(super) fn reject_repeats_in_batch(batch: &mut Batch) {
-    let mut first_line: HashMap<&[u8], u64> = HashMap::new();
-    let mut reasons: Vec<Option<String>> = vec![None; batch.lines.len()];
-    for (i, key) in batch.email_keys.iter().enumerate() {
-        if let Some(key) = key {
-            match first_line.get(key.as_slice()) {
-                Some(line) => reasons[i] = Some(format!("email repeats the email on line {line}")),
+    let reasons = earlier_repeats(&batch.email_keys)
+        .into_iter()
+        .map(|first| first.map(|i| format!("email repeats the email on line {}", batch.lines[i])))
+        .collect();
+    reject_rows(batch, reasons);
+}
+
+/// For each key, the index of the first earlier entry with the same key
+/// (`None` for a first occurrence or no key): the in-memory duplicate
+/// check of a batch, for the importer and the adopter.
+pub(crate) fn earlier_repeats(keys: &[Option<Vec<u8>>]) -> Vec<Option<usize>> {
+    let mut first: HashMap<&[u8], usize> = HashMap::new();
+    keys.iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let key = key.as_deref()?;
+            match first.get(key) {
+                Some(&earlier) => Some(earlier),
                 None => {
-                    first_line.insert(key, batch.lines[i]);
+                    first.insert(key, i);
+                    None
                 }
             }
-        }
-    }
-    reject_rows(batch, reasons);
+        })
+        .collect()
+}
+
+/// Keeps the items whose flag in `keep` is true (items past its end stay).
+pub(crate) fn retain_flagged<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut flags = keep.iter();
+    items.retain(|_| *flags.next().unwrap_or(&true));
 }
 
 /// Rejects rows whose email is already in the database (`existing` maps
@@ -183,14 +201,10 @@ fn reject_rows(batch: &mut Batch, reasons: Vec<Option<String>>) {
             });
         }
     }
-    fn retain<T>(items: &mut Vec<T>, keep: &[bool]) {
-        let mut flags = keep.iter();
-        items.retain(|_| *flags.next().unwrap_or(&true));
-    }
-    retain(&mut batch.rows, &keep);
-    retain(&mut batch.lines, &keep);
-    retain(&mut batch.email_keys, &keep);
-    retain(&mut batch.raw, &keep);
+    retain_flagged(&mut batch.rows, &keep);
+    retain_flagged(&mut batch.lines, &keep);
+    retain_flagged(&mut batch.email_keys, &keep);
+    retain_flagged(&mut batch.raw, &keep);
 }
 
 #[cfg(test)]
