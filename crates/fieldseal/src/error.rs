@@ -29,6 +29,10 @@ pub enum Error {
     /// The keyring would have no data key at all.
     #[error("a keyring needs at least one data key")]
     EmptyKeyring,
+    /// The keyring has no audit key (a key store from before audit trails:
+    /// see [`KeyStore::ensure_audit_key`](crate::KeyStore::ensure_audit_key)).
+    #[error("the keyring has no audit key")]
+    NoAuditKey,
     /// A configuration value (environment variable or file) is unusable.
     /// The message names the variable and the problem, never its value.
     #[error("{name}: {reason}")]
@@ -148,6 +152,14 @@ pub enum DecryptErrorKind {
     /// No keyring was in scope and none was installed, so nothing could
     /// be opened: see [`with_keyring`](crate::with_keyring).
     NoKeyring,
+    /// The value is sealed under its own record key (per-user keys), and
+    /// that key was not given: open it with
+    /// [`Keyring::open_with`](crate::Keyring::open_with) and the
+    /// [`RecordKeys`](crate::RecordKeys) loaded for it.
+    UnknownRecordKey(u64),
+    /// The value's record key was destroyed (the record was forgotten):
+    /// nothing can open it any more.
+    Erased(u64),
 }
 
 /// A decryption failure, naming the column (its context) it happened in.
@@ -180,6 +192,14 @@ impl fmt::Display for DecryptError {
                 write!(f, "unknown key id {id} (the keyring does not hold it)")
             }
             DecryptErrorKind::Malformed(why) => write!(f, "malformed ciphertext ({why})"),
+            DecryptErrorKind::UnknownRecordKey(r) => write!(
+                f,
+                "its record key {r:016x} was not loaded (the key store does not hold it)"
+            ),
+            DecryptErrorKind::Erased(r) => write!(
+                f,
+                "erased (its record key {r:016x} was destroyed when the record was forgotten)"
+            ),
             DecryptErrorKind::NoKeyring => f.write_str(
                 "no keyring is in scope (wrap the query in fieldseal::with_keyring, \
                  or call fieldseal::install_keyring first)",

@@ -146,9 +146,10 @@ mod scope;
 mod types;
 
 pub use crate::crypto::blind_index::{normalize, BLIND_INDEX_LEN};
+pub use crate::crypto::envelope::RecordKey;
 pub use crate::crypto::envelope::OVERHEAD;
 pub use crate::crypto::key::SecretKey;
-pub use crate::crypto::keyring::Keyring;
+pub use crate::crypto::keyring::{Keyring, RecordKeys, WrappedRecordKey};
 pub use crate::crypto::master::{
     EnvSource, KdfParams, MasterKeySource, MasterSecret, Passphrase, MIN_PASSPHRASE_CHARS,
 };
@@ -156,8 +157,8 @@ pub use crate::error::{
     decrypt_error, DecryptError, DecryptErrorKind, Error, KeyStoreError, Result,
 };
 pub use crate::keystore::{
-    schema_sql, KeyInfo, KeyStore, KeyStoreConnection, KeyStoreSession, SqlDialect, PURPOSE_DATA,
-    PURPOSE_INDEX, STATE_ACTIVE, STATE_DECRYPT_ONLY, STATE_RETIRED,
+    schema_sql, KeyInfo, KeyStore, KeyStoreConnection, KeyStoreSession, SqlDialect, PURPOSE_AUDIT,
+    PURPOSE_DATA, PURPOSE_INDEX, STATE_ACTIVE, STATE_DECRYPT_ONLY, STATE_RETIRED,
 };
 pub use crate::scope::{
     current_keyring, install_keyring, install_keyring_arc, uninstall_keyring, with_keyring,
@@ -191,7 +192,7 @@ pub mod fuzzing {
         use crate::crypto::master::{self, Binding, MasterSecret};
         use crate::error::Result;
         use crate::keystore::tables::{KeyRow, KeyringRow};
-        use crate::keystore::{self, PURPOSE_DATA, PURPOSE_INDEX};
+        use crate::keystore::{self, PURPOSE_AUDIT, PURPOSE_DATA, PURPOSE_INDEX};
 
         /// The `fieldseal_keyring` row, as read.
         #[derive(Debug, Clone)]
@@ -249,6 +250,7 @@ pub mod fuzzing {
             match purpose {
                 PURPOSE_DATA => Some(PURPOSE_DATA),
                 PURPOSE_INDEX => Some(PURPOSE_INDEX),
+                PURPOSE_AUDIT => Some(PURPOSE_AUDIT),
                 _ => None,
             }
         }

@@ -7,6 +7,17 @@
 //! AAD = "fieldseal:v1:" || key id (u32 BE) || ":" || context
 //! ```
 //!
+//! Format v2 is a value sealed under its own record key (per-user keys,
+//! see [`RecordKey`]): the header names the record key instead of a data
+//! key.
+//!
+//! ```text
+//! 0      1               9              21                      len-16    len
+//! | ver  | record key    | nonce (96b)  | AES-256-GCM ciphertext | tag (128b) |
+//!   0x02   u64 BE          random
+//! AAD = "fieldseal:v2:" || record key (u64 BE) || ":" || context
+//! ```
+//!
 //! The context (normally `table.column`) is authenticated but not stored:
 //! a value copied into another column fails to open there. The header
 //! bytes themselves are authenticated through the AAD (the key id) and the
@@ -21,9 +32,11 @@
 
 use super::key::SecretKey;
 use crate::error::{DecryptError, DecryptErrorKind, Error};
+use crate::types::{Context, Plaintext, Sealed};
 use aes_gcm::aead::{rand_core::RngCore, AeadInPlace, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use std::fmt;
+use zeroize::Zeroize as _;
 
 /// Version byte of the format described in this module.
 pub const VERSION_V1: u8 = 0x01;
@@ -35,8 +48,15 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 /// Total bytes a ciphertext adds to its plaintext (33).
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// Version byte of a value sealed under a record key.
+pub const VERSION_V2: u8 = 0x02;
+/// Bytes before the ciphertext in format v2: version, record key, nonce.
+pub const HEADER_LEN_V2: usize = 1 + 8 + NONCE_LEN;
+/// Total bytes a v2 ciphertext adds to its plaintext (37).
+pub const OVERHEAD_V2: usize = HEADER_LEN_V2 + TAG_LEN;
 
 const AAD_PREFIX: &[u8] = b"fieldseal:v1:";
+const AAD_PREFIX_V2: &[u8] = b"fieldseal:v2:";
 
 /// One data key, ready to seal and open: its id and the expanded cipher.
 pub struct DataKey {
@@ -77,17 +97,13 @@ impl DataKey {
     /// Opens a ciphertext whose header names this key.
     pub(crate) fn open(&self, context: &str, ciphertext: &[u8]) -> Result<Vec<u8>, DecryptError> {
         let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, context))?;
-        let body_end = ciphertext.len() - TAG_LEN;
-        let mut plaintext = ciphertext[HEADER_LEN..body_end].to_vec();
-        self.cipher
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&header.nonce),
-                &aad(header.key_id, context),
-                &mut plaintext,
-                Tag::from_slice(&ciphertext[body_end..]),
-            )
-            .map_err(|_| DecryptError::new(DecryptErrorKind::AuthenticationFailed, context))?;
-        Ok(plaintext)
+        open_raw(
+            &self.cipher,
+            HEADER_LEN,
+            &aad(header.key_id, context),
+            context,
+            ciphertext,
+        )
     }
 }
 
@@ -106,20 +122,174 @@ fn seal_with(
     nonce: [u8; NONCE_LEN],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(plaintext.len() + OVERHEAD);
-    out.push(VERSION_V1);
-    out.extend_from_slice(&id.to_be_bytes());
+    let mut header = [0u8; 5];
+    header[0] = VERSION_V1;
+    header[1..].copy_from_slice(&id.to_be_bytes());
+    seal_raw(cipher, &header, &aad(id, context), nonce, plaintext)
+}
+
+/// Seals `plaintext` after `key_header` (version and key reference) and
+/// `nonce`, authenticating `aad`.
+fn seal_raw(
+    cipher: &Aes256Gcm,
+    key_header: &[u8],
+    aad: &[u8],
+    nonce: [u8; NONCE_LEN],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let start = key_header.len() + NONCE_LEN;
+    let mut out = Vec::with_capacity(start + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(key_header);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let tag = cipher
-        .encrypt_in_place_detached(
-            Nonce::from_slice(&nonce),
-            &aad(id, context),
-            &mut out[HEADER_LEN..],
-        )
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[start..])
         .map_err(|_| Error::TooLarge)?;
     out.extend_from_slice(&tag);
     Ok(out)
+}
+
+/// Opens the body after `header_len` bytes (nonce last), authenticating
+/// `aad`. The caller checked the length.
+fn open_raw(
+    cipher: &Aes256Gcm,
+    header_len: usize,
+    aad: &[u8],
+    context: &str,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, DecryptError> {
+    let body_end = ciphertext.len() - TAG_LEN;
+    let nonce = &ciphertext[header_len - NONCE_LEN..header_len];
+    let mut plaintext = ciphertext[header_len..body_end].to_vec();
+    cipher
+        .decrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            aad,
+            &mut plaintext,
+            Tag::from_slice(&ciphertext[body_end..]),
+        )
+        .map_err(|_| {
+            plaintext.zeroize();
+            DecryptError::new(DecryptErrorKind::AuthenticationFailed, context)
+        })?;
+    Ok(plaintext)
+}
+
+/// A record's own data key (per-user keys): seals that record's fields in
+/// format v2, whose header names the key by a random 64-bit reference. A
+/// record key is kept wrapped under the keyring's active data key
+/// ([`Keyring::new_record_key`](crate::Keyring::new_record_key)); destroying
+/// the wrapped copy makes every value sealed under it unreadable, in the
+/// live database and in every backup of it (crypto-shredding).
+///
+/// `Debug` shows the reference only; the key is wiped on drop.
+pub struct RecordKey {
+    reference: u64,
+    cipher: Aes256Gcm,
+}
+
+impl RecordKey {
+    pub(crate) fn new(reference: u64, secret: &SecretKey) -> Self {
+        RecordKey {
+            reference,
+            cipher: Aes256Gcm::new(secret.expose().into()),
+        }
+    }
+
+    /// The key's reference: what a v2 header names, and the key's id in
+    /// the key store.
+    pub fn reference(&self) -> u64 {
+        self.reference
+    }
+
+    /// Seals `value` for column `C` under this record key.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] over AES-GCM's size limit.
+    pub fn seal<C: Context, T: Plaintext + ?Sized>(&self, value: &T) -> Result<Sealed<C>, Error> {
+        self.seal_bytes(C::NAME, &value.to_plaintext_bytes())
+            .map(Sealed::from_bytes)
+    }
+
+    /// Opens a value of column `C` sealed under this record key.
+    ///
+    /// # Errors
+    /// A [`DecryptError`]: malformed bytes, a value sealed under another
+    /// key, failed authentication, a plaintext that is not a `T`.
+    pub fn open<C: Context, T: Plaintext>(&self, sealed: &Sealed<C>) -> Result<T, DecryptError> {
+        let bytes = zeroize::Zeroizing::new(self.open_bytes(C::NAME, sealed.as_bytes())?);
+        T::from_plaintext_bytes(bytes.to_vec())
+            .map_err(|why| DecryptError::new(DecryptErrorKind::Malformed(why), C::NAME))
+    }
+
+    pub(crate) fn seal_bytes(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut header = [0u8; 9];
+        header[0] = VERSION_V2;
+        header[1..].copy_from_slice(&self.reference.to_be_bytes());
+        seal_raw(
+            &self.cipher,
+            &header,
+            &aad_v2(self.reference, context),
+            random_nonce(),
+            plaintext,
+        )
+    }
+
+    pub(crate) fn open_bytes(
+        &self,
+        context: &str,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, DecryptError> {
+        let reference = record_reference(ciphertext).map_err(|k| DecryptError::new(k, context))?;
+        if reference != self.reference {
+            return Err(DecryptError::new(
+                DecryptErrorKind::UnknownRecordKey(reference),
+                context,
+            ));
+        }
+        open_raw(
+            &self.cipher,
+            HEADER_LEN_V2,
+            &aad_v2(reference, context),
+            context,
+            ciphertext,
+        )
+    }
+}
+
+impl fmt::Debug for RecordKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordKey")
+            .field("reference", &self.reference)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The record key a v2 ciphertext names.
+///
+/// # Errors
+/// [`DecryptErrorKind::Malformed`] when the bytes cannot be a v2 value.
+pub fn record_reference(ciphertext: &[u8]) -> Result<u64, DecryptErrorKind> {
+    if ciphertext.len() < OVERHEAD_V2 {
+        return Err(DecryptErrorKind::Malformed(
+            "shorter than the 37-byte minimum of a per-record value",
+        ));
+    }
+    if ciphertext[0] != VERSION_V2 {
+        return Err(DecryptErrorKind::Malformed("unknown format version"));
+    }
+    let mut reference = [0u8; 8];
+    reference.copy_from_slice(&ciphertext[1..9]);
+    Ok(u64::from_be_bytes(reference))
+}
+
+fn aad_v2(reference: u64, context: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AAD_PREFIX_V2.len() + 9 + context.len());
+    aad.extend_from_slice(AAD_PREFIX_V2);
+    aad.extend_from_slice(&reference.to_be_bytes());
+    aad.push(b':');
+    aad.extend_from_slice(context.as_bytes());
+    aad
 }
 
 /// The parsed fixed-size header of a v1 ciphertext.

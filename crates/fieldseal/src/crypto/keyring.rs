@@ -9,7 +9,7 @@
 //! for the transparent [`Encrypted`](crate::Encrypted) columns.
 
 use super::blind_index::{self, BLIND_INDEX_LEN};
-use super::envelope::{DataKey, Header};
+use super::envelope::{DataKey, Header, RecordKey};
 use super::key::SecretKey;
 use crate::error::{DecryptError, DecryptErrorKind, Error, Result};
 use crate::types::{Context, Plaintext, Sealed};
@@ -22,6 +22,86 @@ pub struct Keyring {
     data: BTreeMap<u32, DataKey>,
     active: u32,
     index: BTreeMap<u32, SecretKey>,
+    audit: Option<SecretKey>,
+}
+
+/// A record key wrapped under a data key of the keyring: what the key
+/// store keeps (`fieldseal_record_keys`). The wrap is a v1 ciphertext under
+/// the data key, bound to the reference, so a wrapped key moved to another
+/// reference does not unwrap. Not secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedRecordKey {
+    /// The record key's reference.
+    pub reference: u64,
+    /// The key, sealed under a data key of the keyring.
+    pub wrapped: Vec<u8>,
+}
+
+impl WrappedRecordKey {
+    /// The data key that wraps it, from the wrap's header.
+    pub fn wrapping_key_id(&self) -> Option<u32> {
+        Header::parse(&self.wrapped).ok().map(|h| h.key_id)
+    }
+}
+
+/// Record keys a caller loaded, by reference, for
+/// [`Keyring::open_with`]: unwrapped keys, and references whose key was
+/// destroyed (records forgotten). See
+/// [`RecordKeys::load`](crate::RecordKeys::load).
+#[derive(Default)]
+pub struct RecordKeys {
+    keys: std::collections::HashMap<u64, Option<RecordKey>>,
+}
+
+impl RecordKeys {
+    /// An empty set.
+    pub fn new() -> Self {
+        RecordKeys::default()
+    }
+
+    /// Adds an unwrapped key.
+    pub fn insert(&mut self, key: RecordKey) {
+        self.keys.insert(key.reference(), Some(key));
+    }
+
+    /// Marks `reference` as erased: its key was destroyed.
+    pub fn insert_erased(&mut self, reference: u64) {
+        self.keys.insert(reference, None);
+    }
+
+    /// The key for `reference`: `Ok(None)` when it is not in this set,
+    /// [`DecryptErrorKind::Erased`] when it was destroyed.
+    pub fn get(&self, reference: u64) -> Result<Option<&RecordKey>, DecryptErrorKind> {
+        match self.keys.get(&reference) {
+            None => Ok(None),
+            Some(None) => Err(DecryptErrorKind::Erased(reference)),
+            Some(Some(key)) => Ok(Some(key)),
+        }
+    }
+
+    /// How many references it holds (erased ones included).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl fmt::Debug for RecordKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordKeys")
+            .field("len", &self.keys.len())
+            .finish()
+    }
+}
+
+/// The context a record key is wrapped for: binds the wrap to its
+/// reference.
+fn record_key_context(reference: u64) -> String {
+    format!("fieldseal.record_key:{reference:016x}")
 }
 
 impl Keyring {
@@ -43,7 +123,156 @@ impl Keyring {
             data,
             active,
             index: index_keys.into_iter().collect(),
+            audit: None,
         })
+    }
+
+    /// The keyring with `key` as its audit key, which authenticates an
+    /// audit trail ([`Keyring::audit_mac`]). Key stores made by this
+    /// version hold one; [`KeyStore::ensure_audit_key`](crate::KeyStore::ensure_audit_key)
+    /// adds it to an older one.
+    #[must_use]
+    pub fn with_audit_key(mut self, key: SecretKey) -> Self {
+        self.audit = Some(key);
+        self
+    }
+
+    /// Whether the keyring has an audit key.
+    pub fn has_audit_key(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    /// HMAC-SHA256 of `message` under the audit key: what chains the
+    /// entries of an audit trail. The audit key is never rotated with the
+    /// data keys, so a trail stays verifiable across rotations and
+    /// passphrase changes.
+    ///
+    /// # Errors
+    /// [`Error::NoAuditKey`] when the keyring has none.
+    pub fn audit_mac(&self, message: &[u8]) -> Result<[u8; 32]> {
+        use hmac::Mac as _;
+        Ok(self.audit_hmac(message)?.finalize().into_bytes().into())
+    }
+
+    /// Checks an audit MAC ([`Keyring::audit_mac`]) in constant time.
+    pub fn verify_audit_mac(&self, message: &[u8], tag: &[u8]) -> bool {
+        use hmac::Mac as _;
+        self.audit_hmac(message)
+            .is_ok_and(|mac| mac.verify_slice(tag).is_ok())
+    }
+
+    fn audit_hmac(&self, message: &[u8]) -> Result<hmac::Hmac<sha2::Sha256>> {
+        use hmac::Mac as _;
+        let key = self.audit.as_ref().ok_or(Error::NoAuditKey)?;
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(key.expose())
+            .map_err(|_| Error::NoAuditKey)?;
+        mac.update(b"fieldseal:audit:v1:");
+        mac.update(message);
+        Ok(mac)
+    }
+
+    /// A new random record key (per-user keys) with a random reference,
+    /// and its copy wrapped under the active data key, to store with
+    /// [`RecordKeys::store`](crate::RecordKeys::store) before any value
+    /// sealed under it is written.
+    ///
+    /// ```
+    /// fieldseal::context!(UserName = "users.name");
+    /// let keyring = fieldseal::Keyring::generate();
+    /// let (key, wrapped) = keyring.new_record_key()?;
+    /// let sealed = key.seal::<UserName, _>("Ada Lovelace")?;
+    /// assert_eq!(sealed.record_key(), Some(key.reference()));
+    /// // Later, with the key loaded from the key store:
+    /// let mut keys = fieldseal::RecordKeys::new();
+    /// keys.insert(keyring.unwrap_record_key(&wrapped)?);
+    /// let name: String = keyring.open_with(&keys, &sealed)?;
+    /// assert_eq!(name, "Ada Lovelace");
+    /// # Ok::<(), fieldseal::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::EmptyKeyring`] (no active data key).
+    pub fn new_record_key(&self) -> Result<(RecordKey, WrappedRecordKey)> {
+        use aes_gcm::aead::{rand_core::RngCore, OsRng};
+        // Positive as a signed 64-bit integer (a BIGINT primary key), and
+        // never 0.
+        let reference = loop {
+            let r = OsRng.next_u64() >> 1;
+            if r != 0 {
+                break r;
+            }
+        };
+        let secret = SecretKey::generate();
+        let wrapped = self.seal_bytes(&record_key_context(reference), secret.expose())?;
+        Ok((
+            RecordKey::new(reference, &secret),
+            WrappedRecordKey { reference, wrapped },
+        ))
+    }
+
+    /// Unwraps a stored record key with the data key that wrapped it.
+    ///
+    /// # Errors
+    /// A [`DecryptError`] for the wrap (context `fieldseal.record_key:…`):
+    /// an unknown data key, a wrap altered or moved to another reference.
+    pub fn unwrap_record_key(&self, wrapped: &WrappedRecordKey) -> Result<RecordKey, DecryptError> {
+        let context = record_key_context(wrapped.reference);
+        let bytes = zeroize::Zeroizing::new(self.open_bytes(&context, &wrapped.wrapped)?);
+        let mut array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            DecryptError::new(
+                DecryptErrorKind::Malformed("a record key is 32 bytes"),
+                &context,
+            )
+        })?;
+        let secret = SecretKey::from_bytes(&mut array);
+        Ok(RecordKey::new(wrapped.reference, &secret))
+    }
+
+    /// Wraps a stored record key again under the active data key: the
+    /// step of a rotation in per-user mode (the record's values are not
+    /// touched). `None` when the active key wraps it already.
+    ///
+    /// # Errors
+    /// As [`Keyring::unwrap_record_key`].
+    pub fn rewrap_record_key(
+        &self,
+        wrapped: &WrappedRecordKey,
+    ) -> Result<Option<WrappedRecordKey>> {
+        if wrapped.wrapping_key_id() == Some(self.active) {
+            return Ok(None);
+        }
+        let context = record_key_context(wrapped.reference);
+        let bytes = zeroize::Zeroizing::new(self.open_bytes(&context, &wrapped.wrapped)?);
+        Ok(Some(WrappedRecordKey {
+            reference: wrapped.reference,
+            wrapped: self.seal_bytes(&context, &bytes)?,
+        }))
+    }
+
+    /// Opens a value of column `C` sealed either by a data key of the ring
+    /// (format v1) or under a record key in `keys` (format v2, per-user
+    /// keys).
+    ///
+    /// # Errors
+    /// As [`Keyring::open`]; [`DecryptErrorKind::Erased`] for a value whose
+    /// record key was destroyed; [`DecryptErrorKind::UnknownRecordKey`]
+    /// when `keys` does not hold its key.
+    pub fn open_with<C: Context, T: Plaintext>(
+        &self,
+        keys: &RecordKeys,
+        sealed: &Sealed<C>,
+    ) -> Result<T, DecryptError> {
+        match sealed.record_key() {
+            None => self.open(sealed),
+            Some(reference) => match keys.get(reference) {
+                Ok(Some(key)) => key.open(sealed),
+                Ok(None) => Err(DecryptError::new(
+                    DecryptErrorKind::UnknownRecordKey(reference),
+                    C::NAME,
+                )),
+                Err(kind) => Err(DecryptError::new(kind, C::NAME)),
+            },
+        }
     }
 
     /// A keyring with one fresh random data key (id 1) and one fresh
@@ -53,6 +282,7 @@ impl Keyring {
             data: BTreeMap::from([(1, DataKey::new(1, SecretKey::generate()))]),
             active: 1,
             index: BTreeMap::from([(1, SecretKey::generate())]),
+            audit: Some(SecretKey::generate()),
         }
     }
 
@@ -147,6 +377,12 @@ impl Keyring {
     /// key id, failed authentication, or a plaintext that does not decode
     /// as `T`.
     pub fn open<C: Context, T: Plaintext>(&self, sealed: &Sealed<C>) -> Result<T, DecryptError> {
+        if let Some(reference) = sealed.record_key() {
+            return Err(DecryptError::new(
+                DecryptErrorKind::UnknownRecordKey(reference),
+                C::NAME,
+            ));
+        }
         let bytes = zeroize::Zeroizing::new(self.open_bytes(C::NAME, sealed.as_bytes())?);
         T::from_plaintext_bytes(bytes.to_vec())
             .map_err(|why| DecryptError::new(DecryptErrorKind::Malformed(why), C::NAME))
@@ -239,6 +475,7 @@ impl fmt::Debug for Keyring {
             .field("data_keys", &self.data.keys().collect::<Vec<_>>())
             .field("active", &self.active)
             .field("index_versions", &self.index.keys().collect::<Vec<_>>())
+            .field("audit_key", &self.audit.is_some())
             .finish()
     }
 }
@@ -331,7 +568,7 @@ mod tests {
         let shown = format!("{:?}", ring(&[1, 2]));
         assert_eq!(
             shown,
-            "Keyring { data_keys: [1, 2], active: 2, index_versions: [1] }"
+            "Keyring { data_keys: [1, 2], active: 2, index_versions: [1], audit_key: false }"
         );
     }
 }

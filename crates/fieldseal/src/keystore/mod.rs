@@ -35,6 +35,7 @@
 //! A key table of format 1 (no keyring id, no MAC) is upgraded by the
 //! first [`KeyStore::unlock`] with the right master key.
 
+mod record_keys;
 pub(crate) mod tables;
 
 pub use tables::{schema_sql, KeyStoreConnection, SqlDialect};
@@ -49,6 +50,9 @@ use tables::{KeyRow, KeyringRow};
 pub const PURPOSE_DATA: &str = "data";
 /// Purpose of a stored key: computes blind indexes.
 pub const PURPOSE_INDEX: &str = "index";
+/// Purpose of a stored key: authenticates an audit trail (never rotated
+/// with the data keys, so a trail stays verifiable).
+pub const PURPOSE_AUDIT: &str = "audit";
 /// State of a key that seals new values (data) or indexes (index).
 pub const STATE_ACTIVE: &str = "active";
 /// State of an older key that still protects rows (a rotation has not
@@ -65,7 +69,7 @@ const WRITE_ATTEMPTS: u32 = 12;
 /// The public facts of a stored key (never the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
-    /// [`PURPOSE_DATA`] or [`PURPOSE_INDEX`].
+    /// [`PURPOSE_DATA`], [`PURPOSE_INDEX`] or [`PURPOSE_AUDIT`].
     pub purpose: String,
     /// Key id (data) or version (index).
     pub id: u32,
@@ -151,6 +155,13 @@ impl KeyStore {
             },
             OpenKey {
                 purpose: PURPOSE_INDEX,
+                id: 1,
+                state: STATE_ACTIVE.into(),
+                created_at: now,
+                key: SecretKey::generate(),
+            },
+            OpenKey {
+                purpose: PURPOSE_AUDIT,
                 id: 1,
                 state: STATE_ACTIVE.into(),
                 created_at: now,
@@ -313,6 +324,34 @@ impl KeyStore {
         secret: &MasterSecret,
     ) -> Result<Keyring> {
         add_key(conn, secret, PURPOSE_INDEX)
+    }
+
+    /// Adds an audit key ([`PURPOSE_AUDIT`]) to a key store made before
+    /// audit trails, if it has none; key stores made now have one. Returns
+    /// the unlocked keyring (with its audit key).
+    ///
+    /// # Errors
+    /// As [`KeyStore::add_data_key`].
+    pub fn ensure_audit_key<C: KeyStoreConnection>(
+        conn: &mut C,
+        secret: &MasterSecret,
+    ) -> Result<Keyring> {
+        let (keyring, _) = write(conn, secret, |mut keys| {
+            if !keys.iter().any(|k| k.purpose == PURPOSE_AUDIT) {
+                keys.push(OpenKey {
+                    purpose: PURPOSE_AUDIT,
+                    id: 1,
+                    state: STATE_ACTIVE.into(),
+                    created_at: unix_now(),
+                    key: SecretKey::generate(),
+                });
+            }
+            Ok(Change {
+                keys,
+                new_master: None,
+            })
+        })?;
+        Ok(keyring)
     }
 
     /// Marks every data key not in `keep` (and not active) as retired,
@@ -595,6 +634,7 @@ pub(crate) fn check_and_unwrap(
         let purpose = match r.purpose.as_str() {
             PURPOSE_DATA => PURPOSE_DATA,
             PURPOSE_INDEX => PURPOSE_INDEX,
+            PURPOSE_AUDIT => PURPOSE_AUDIT,
             other => return Err(KeyStoreError::UnknownPurpose(other.to_owned()).into()),
         };
         let id = key_id(r.id)?;
@@ -739,13 +779,19 @@ pub(crate) fn list_mac(
 pub(crate) fn to_keyring(keys: Vec<OpenKey>) -> Result<Keyring> {
     let mut data = Vec::new();
     let mut index = Vec::new();
+    let mut audit = None;
     for k in keys {
         match k.purpose {
             PURPOSE_DATA => data.push((k.id, k.key)),
+            PURPOSE_AUDIT => audit = Some(k.key),
             _ => index.push((k.id, k.key)),
         }
     }
-    Keyring::new(data, index).map_err(|_| KeyStoreError::NoDataKey.into())
+    let keyring = Keyring::new(data, index).map_err(|_| Error::from(KeyStoreError::NoDataKey))?;
+    Ok(match audit {
+        Some(key) => keyring.with_audit_key(key),
+        None => keyring,
+    })
 }
 
 /// Jittered exponential backoff between attempts: 5 ms doubling, up to
@@ -779,7 +825,7 @@ fn stored_params(row: &KeyringRow) -> Result<KdfParams> {
     Ok(params)
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -28,6 +28,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    fieldseal_record_keys (id) {
+        id -> BigInt,
+        wrapped -> Nullable<Binary>,
+        created_at -> BigInt,
+        erased_at -> Nullable<BigInt>,
+    }
+}
+
+/// One record key (per-user keys): wrapped, or erased.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = fieldseal_record_keys)]
+#[doc(hidden)]
+pub struct RecordKeyRow {
+    /// The key's reference.
+    pub id: i64,
+    /// The key wrapped under a data key; `NULL` once erased.
+    pub wrapped: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the erasure.
+    pub erased_at: Option<i64>,
+}
+
 /// The single `fieldseal_keyring` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = fieldseal_keyring, treat_none_as_null = true)]
@@ -94,14 +118,26 @@ macro_rules! ddl {
 
 /// The DDL of the key store's two tables on `dialect`, for a migration of
 /// your own: format 1's `CREATE TABLE IF NOT EXISTS`, then format 2's
-/// `ALTER TABLE … ADD COLUMN`. Run it once (the `ALTER` statements are
+/// `ALTER TABLE … ADD COLUMN`, then the record keys' table. Run it once (the `ALTER` statements are
 /// not repeatable); [`KeyStore::install_schema`](crate::KeyStore::install_schema)
 /// is the repeatable way, and upgrades a format-1 table.
 pub fn schema_sql(dialect: SqlDialect) -> &'static str {
     match dialect {
-        SqlDialect::Mysql => concat!(ddl!("mysql.sql"), ddl!("mysql-v2.sql")),
-        SqlDialect::Sqlite => concat!(ddl!("sqlite.sql"), ddl!("sqlite-v2.sql")),
-        SqlDialect::Postgres => concat!(ddl!("postgres.sql"), ddl!("postgres-v2.sql")),
+        SqlDialect::Mysql => concat!(
+            ddl!("mysql.sql"),
+            ddl!("mysql-v2.sql"),
+            ddl!("mysql-v3.sql")
+        ),
+        SqlDialect::Sqlite => concat!(
+            ddl!("sqlite.sql"),
+            ddl!("sqlite-v2.sql"),
+            ddl!("sqlite-v3.sql")
+        ),
+        SqlDialect::Postgres => concat!(
+            ddl!("postgres.sql"),
+            ddl!("postgres-v2.sql"),
+            ddl!("postgres-v3.sql")
+        ),
     }
 }
 
@@ -111,7 +147,7 @@ pub fn schema_sql(dialect: SqlDialect) -> &'static str {
 pub trait KeyStoreConnection: Connection + sealed::Tables {}
 
 pub(crate) mod sealed {
-    use super::{KeyRow, KeyringRow};
+    use super::{KeyRow, KeyringRow, RecordKeyRow};
     use diesel::QueryResult;
 
     /// The key store's queries on one backend (not public API).
@@ -133,6 +169,20 @@ pub(crate) mod sealed {
         fn insert_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
         /// Updates a key row's wrapped bytes and state.
         fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()>;
+        /// Inserts record keys, in one statement.
+        fn insert_record_keys(&mut self, rows: &[RecordKeyRow]) -> QueryResult<()>;
+        /// The record keys with these references (wrapped or erased).
+        fn load_record_keys(&mut self, ids: &[i64]) -> QueryResult<Vec<RecordKeyRow>>;
+        /// Erases a record key: `wrapped` to NULL. Returns the rows changed.
+        fn erase_record_key(&mut self, id: i64, now: i64) -> QueryResult<usize>;
+        /// Up to `limit` wrapped (not erased) record keys after `after`, in
+        /// reference order.
+        fn record_key_page(&mut self, after: i64, limit: i64) -> QueryResult<Vec<RecordKeyRow>>;
+        /// Replaces a wrapped record key only if it is still `old` (never
+        /// bringing back an erased one). Returns whether it did.
+        fn swap_record_key(&mut self, id: i64, old: &[u8], new: &[u8]) -> QueryResult<bool>;
+        /// (wrapped, erased) record key counts.
+        fn count_record_keys(&mut self) -> QueryResult<(i64, i64)>;
         /// A transaction that reads, then writes. On SQLite it takes the
         /// write lock up front (`BEGIN IMMEDIATE`): a deferred transaction
         /// that has read cannot wait for the lock.
@@ -185,7 +235,7 @@ fn no_early_commit<C>(_: &mut C) -> QueryResult<()> {
 }
 
 macro_rules! impl_keystore_connection {
-    ($feature:literal, $conn:ty, $v1:literal, $v2:literal, $begin:ident, $commit:ident) => {
+    ($feature:literal, $conn:ty, $v1:literal, $v2:literal, $v3:literal, $begin:ident, $commit:ident) => {
         #[cfg(feature = $feature)]
         impl KeyStoreConnection for $conn {}
 
@@ -218,7 +268,7 @@ macro_rules! impl_keystore_connection {
                 if !has_v2 {
                     self.batch_execute(ddl!($v2))?;
                 }
-                Ok(())
+                self.batch_execute(ddl!($v3))
             }
             fn load_keyring_row(&mut self) -> QueryResult<Option<KeyringRow>> {
                 fieldseal_keyring::table
@@ -255,6 +305,72 @@ macro_rules! impl_keystore_connection {
                     .execute(self)
                     .map(drop)
             }
+            fn insert_record_keys(&mut self, rows: &[RecordKeyRow]) -> QueryResult<()> {
+                for chunk in rows.chunks(500) {
+                    diesel::insert_into(fieldseal_record_keys::table)
+                        .values(chunk)
+                        .execute(self)?;
+                }
+                Ok(())
+            }
+            fn load_record_keys(&mut self, ids: &[i64]) -> QueryResult<Vec<RecordKeyRow>> {
+                let mut rows = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(1000) {
+                    rows.extend(
+                        fieldseal_record_keys::table
+                            .filter(fieldseal_record_keys::id.eq_any(chunk))
+                            .select(RecordKeyRow::as_select())
+                            .load(self)?,
+                    );
+                }
+                Ok(rows)
+            }
+            fn erase_record_key(&mut self, id: i64, now: i64) -> QueryResult<usize> {
+                diesel::update(
+                    fieldseal_record_keys::table
+                        .filter(fieldseal_record_keys::id.eq(id))
+                        .filter(fieldseal_record_keys::erased_at.is_null()),
+                )
+                .set((
+                    fieldseal_record_keys::wrapped.eq(None::<Vec<u8>>),
+                    fieldseal_record_keys::erased_at.eq(Some(now)),
+                ))
+                .execute(self)
+            }
+            fn record_key_page(
+                &mut self,
+                after: i64,
+                limit: i64,
+            ) -> QueryResult<Vec<RecordKeyRow>> {
+                fieldseal_record_keys::table
+                    .filter(fieldseal_record_keys::id.gt(after))
+                    .filter(fieldseal_record_keys::wrapped.is_not_null())
+                    .order(fieldseal_record_keys::id)
+                    .limit(limit)
+                    .select(RecordKeyRow::as_select())
+                    .load(self)
+            }
+            fn swap_record_key(&mut self, id: i64, old: &[u8], new: &[u8]) -> QueryResult<bool> {
+                diesel::update(
+                    fieldseal_record_keys::table
+                        .filter(fieldseal_record_keys::id.eq(id))
+                        .filter(fieldseal_record_keys::wrapped.eq(old)),
+                )
+                .set(fieldseal_record_keys::wrapped.eq(new))
+                .execute(self)
+                .map(|n| n == 1)
+            }
+            fn count_record_keys(&mut self) -> QueryResult<(i64, i64)> {
+                let live = fieldseal_record_keys::table
+                    .filter(fieldseal_record_keys::wrapped.is_not_null())
+                    .count()
+                    .get_result(self)?;
+                let erased = fieldseal_record_keys::table
+                    .filter(fieldseal_record_keys::wrapped.is_null())
+                    .count()
+                    .get_result(self)?;
+                Ok((live, erased))
+            }
             fn update_key_row(&mut self, row: &KeyRow) -> QueryResult<()> {
                 diesel::update(fieldseal_keys::table.find((&row.purpose, row.id)))
                     .set((
@@ -273,6 +389,7 @@ impl_keystore_connection!(
     diesel::MysqlConnection,
     "mysql.sql",
     "mysql-v2.sql",
+    "mysql-v3.sql",
     transaction,
     mysql_commit
 );
@@ -281,6 +398,7 @@ impl_keystore_connection!(
     diesel::SqliteConnection,
     "sqlite.sql",
     "sqlite-v2.sql",
+    "sqlite-v3.sql",
     immediate_transaction,
     no_early_commit
 );
@@ -289,6 +407,7 @@ impl_keystore_connection!(
     diesel::PgConnection,
     "postgres.sql",
     "postgres-v2.sql",
+    "postgres-v3.sql",
     transaction,
     no_early_commit
 );

@@ -53,6 +53,12 @@ impl<C: Context> Sealed<C> {
         Header::parse(&self.bytes).ok().map(|h| h.key_id)
     }
 
+    /// The record key that sealed it (format v2, per-user keys), read
+    /// from the header; `None` for a value sealed by a keyring data key.
+    pub fn record_key(&self) -> Option<u64> {
+        crate::crypto::envelope::record_reference(&self.bytes).ok()
+    }
+
     /// The column's context.
     pub fn context() -> &'static str {
         C::NAME
@@ -79,6 +85,14 @@ impl<C> Eq for Sealed<C> {}
 impl<C: Context> fmt::Debug for Sealed<C> {
     /// `Sealed<users.email>(key 2, 61 bytes)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(reference) = self.record_key() {
+            return write!(
+                f,
+                "Sealed<{}>(record key {reference:016x}, {} bytes)",
+                C::NAME,
+                self.bytes.len()
+            );
+        }
         match self.key_id() {
             Some(id) => write!(
                 f,

@@ -1,0 +1,1 @@
+DROP TABLE fieldseal_record_keys;
