@@ -69,6 +69,20 @@ pub enum AppError {
         /// How many times it was tried.
         attempts: u32,
     },
+    /// The operation was done, but its audit entry could not be written.
+    #[error("the {operation} was done, but the audit trail could not record it: {cause}")]
+    Audit {
+        /// The operation.
+        operation: &'static str,
+        /// Why.
+        cause: String,
+    },
+    /// The configuration does not fit the database (one sentence).
+    #[error("{0}")]
+    Config(String),
+    /// The record's key was destroyed (`forget`): its values are gone.
+    #[error("record {0} was erased (its key was destroyed): it cannot be read")]
+    Erased(i64),
     /// The database failed. The message is the server's, once (it is not
     /// also a `source`, so a chain of causes never repeats it).
     #[error("database error: {0}")]
@@ -92,6 +106,31 @@ impl AppError {
         AppError::Invalid {
             field,
             message: message.into(),
+        }
+    }
+
+    /// A short fixed description of the failure for the audit trail: the
+    /// kind, never the message (which may name a field's problem).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AppError::Invalid { field, .. } => match *field {
+                "name" => "invalid name",
+                "email" => "invalid email",
+                "age" => "invalid age",
+                _ => "invalid input",
+            },
+            AppError::NotFound(_) => "no such record",
+            AppError::Interrupted => "interrupted",
+            AppError::Conflict(_) => "concurrent changes",
+            AppError::RotationRunning { .. } => "another rotation is running",
+            AppError::RotationTakenOver => "rotation taken over",
+            AppError::Decrypt { .. } => "a value did not decrypt",
+            AppError::Crypto(_) => "key or crypto error",
+            AppError::Busy { .. } => "database conflicts",
+            AppError::Audit { .. } => "audit trail error",
+            AppError::Erased(_) => "record erased",
+            AppError::Config(_) => "configuration",
+            AppError::Database(_) => "database error",
         }
     }
 

@@ -3,6 +3,7 @@
 //! call [`crate::store`] and the keyring.
 
 pub mod adopt;
+pub mod audit;
 mod error;
 pub mod import;
 pub mod keys;
@@ -34,6 +35,13 @@ pub struct Session {
     /// point: an import or rotation between batches, an export between
     /// pages.
     interrupt: Arc<std::sync::atomic::AtomicBool>,
+    /// The key store's database when it is not `db`
+    /// (`FIELDSEAL_KEYSTORE_URL`).
+    keystore: Option<Db>,
+    /// Where the key store is, when apart from `db`.
+    keystore_url: Option<crate::store::DbUrl>,
+    /// Whether new records get their own key (per-user keys).
+    per_user: bool,
 }
 
 impl Session {
@@ -45,6 +53,101 @@ impl Session {
             keys,
             url: None,
             interrupt: Arc::default(),
+            keystore: None,
+            keystore_url: None,
+            per_user: false,
+        }
+    }
+
+    /// The session with its key store in another database.
+    #[must_use]
+    pub fn with_keystore(mut self, keystore: Option<(Db, crate::store::DbUrl)>) -> Self {
+        if let Some((db, url)) = keystore {
+            self.keystore = Some(db);
+            self.keystore_url = Some(url);
+        }
+        self
+    }
+
+    /// The session sealing each new record under a key of its own.
+    #[must_use]
+    pub fn with_per_user_keys(mut self, on: bool) -> Self {
+        self.per_user = on;
+        self
+    }
+
+    /// Whether new records get a key of their own (per-user keys).
+    pub fn per_user_keys(&self) -> bool {
+        self.per_user
+    }
+
+    /// The database that holds the key store: `db`, or the one
+    /// `FIELDSEAL_KEYSTORE_URL` names.
+    pub fn keystore_db(&mut self) -> &mut Db {
+        self.keystore.as_mut().unwrap_or(&mut self.db)
+    }
+
+    /// The key store's database with the master key, borrowed together
+    /// (a key-store write needs both).
+    pub(crate) fn keystore_and_master(&mut self) -> (&mut Db, &fieldseal::MasterSecret) {
+        (
+            self.keystore.as_mut().unwrap_or(&mut self.db),
+            self.keys.master(),
+        )
+    }
+
+    /// Where the key store is, when it is apart from the data.
+    pub fn keystore_url(&self) -> Option<&crate::store::DbUrl> {
+        self.keystore_url.as_ref()
+    }
+
+    /// A new record key, stored (wrapped) in the key store before anything
+    /// is sealed under it.
+    ///
+    /// # Errors
+    /// Database and key store errors.
+    pub fn new_record_key(&mut self) -> Result<fieldseal::RecordKey, AppError> {
+        let (key, wrapped) = self.keyring.new_record_key()?;
+        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
+        crate::with_conn!(db, |c| fieldseal::RecordKeys::store(
+            c,
+            std::slice::from_ref(&wrapped)
+        ))?;
+        Ok(key)
+    }
+
+    /// The record keys of these references, loaded and unwrapped (the key
+    /// store loaded again first when one is wrapped by a data key this
+    /// session has not seen: a rotation elsewhere).
+    ///
+    /// # Errors
+    /// Database and key store errors; a wrap that does not open.
+    pub fn record_keys(
+        &mut self,
+        references: &[u64],
+    ) -> Result<fieldseal::RecordKeys, AppError> {
+        if references.is_empty() {
+            return Ok(fieldseal::RecordKeys::new());
+        }
+        let keyring = Arc::clone(&self.keyring);
+        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
+        match crate::with_conn!(db, |c| fieldseal::RecordKeys::load(
+            c,
+            &keyring,
+            references.iter().copied()
+        )) {
+            Ok(keys) => Ok(keys),
+            Err(fieldseal::Error::Decrypt(_)) => {
+                self.refresh()?;
+                let keyring = Arc::clone(&self.keyring);
+                let db = self.keystore.as_mut().unwrap_or(&mut self.db);
+                Ok(crate::with_conn!(db, |c| fieldseal::RecordKeys::load(
+                    c,
+                    &keyring,
+                    references.iter().copied()
+                ))?)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -95,7 +198,8 @@ impl Session {
     /// Database and key store errors.
     pub fn refresh(&mut self) -> Result<bool, AppError> {
         let keys = &mut self.keys;
-        let changed = crate::with_conn!(&mut self.db, |c| keys.refresh(c))?;
+        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
+        let changed = crate::with_conn!(db, |c| keys.refresh(c))?;
         if changed {
             self.keyring = Arc::clone(self.keys.keyring());
         }

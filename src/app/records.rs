@@ -5,15 +5,40 @@ use super::{AppError, Record, RecordInput, Session};
 use crate::store::retry::retry;
 use crate::store::users::{self, ExportRow, NewUserRow, UserChanges, UserEmail, UserName, UserRow};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use fieldseal::{Context, Keyring, Sealed};
+use fieldseal::{Context, Keyring, RecordKey, RecordKeys, Sealed, WrappedRecordKey};
+
+pub use crate::store::users::OWN_KEY;
 
 /// A record's sealed form, ready for the database.
 ///
 /// # Errors
 /// [`AppError::Crypto`] when sealing fails (no index key).
 pub fn seal(keyring: &Keyring, input: &RecordInput) -> Result<NewUserRow, AppError> {
+    seal_under(keyring, None, input)
+}
+
+/// A record's sealed form under a new key of its own, with that key
+/// wrapped for the key store (where it must be stored before the row).
+///
+/// # Errors
+/// As [`seal`].
+pub fn seal_own(
+    keyring: &Keyring,
+    input: &RecordInput,
+) -> Result<(NewUserRow, WrappedRecordKey), AppError> {
+    let (key, wrapped) = keyring.new_record_key()?;
+    Ok((seal_under(keyring, Some(&key), input)?, wrapped))
+}
+
+/// Seals under the record's own key when given, else under the keyring's
+/// active data key.
+fn seal_under(
+    keyring: &Keyring,
+    own: Option<&RecordKey>,
+    input: &RecordInput,
+) -> Result<NewUserRow, AppError> {
     let (name, name_bidx, email, email_bidx) =
-        seal_fields(keyring, &input.name, input.email.as_deref())?;
+        seal_fields(keyring, own, &input.name, input.email.as_deref())?;
     Ok(NewUserRow {
         name,
         name_bidx,
@@ -21,7 +46,7 @@ pub fn seal(keyring: &Keyring, input: &RecordInput) -> Result<NewUserRow, AppErr
         email_bidx,
         age: input.age,
         created_at: chrono::Utc::now().naive_utc(),
-        key_id: i64::from(keyring.active_key_id()),
+        key_id: own.map_or(i64::from(keyring.active_key_id()), |_| OWN_KEY),
         bidx_version: i64::from(keyring.index_version().unwrap_or(1)),
     })
 }
@@ -35,14 +60,23 @@ type SealedFields = (
 
 fn seal_fields(
     keyring: &Keyring,
+    own: Option<&RecordKey>,
     name: &str,
     email: Option<&str>,
 ) -> Result<SealedFields, AppError> {
-    let sealed_name = keyring.seal::<UserName, _>(name)?;
+    let sealed_name = match own {
+        Some(key) => key.seal::<UserName, _>(name)?,
+        None => keyring.seal::<UserName, _>(name)?,
+    };
+    // Blind indexes stay keyring-wide: search and unique emails work
+    // across records whatever key sealed them.
     let name_bidx = keyring.blind_index::<UserName>(name)?.to_vec();
     let (sealed_email, email_bidx) = match email {
         Some(e) => (
-            Some(keyring.seal::<UserEmail, _>(e)?),
+            Some(match own {
+                Some(key) => key.seal::<UserEmail, _>(e)?,
+                None => keyring.seal::<UserEmail, _>(e)?,
+            }),
             Some(keyring.blind_index::<UserEmail>(e)?.to_vec()),
         ),
         None => (None, None),
@@ -50,18 +84,19 @@ fn seal_fields(
     Ok((sealed_name, name_bidx, sealed_email, email_bidx))
 }
 
-/// Opens a stored row.
+/// Opens a stored row; `keys` holds the record keys of rows sealed under
+/// their own key ([`record_key_refs`]).
 ///
 /// # Errors
-/// [`AppError::Decrypt`] naming the record and column.
-pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
+/// [`AppError::Decrypt`] naming the record and column; [`AppError::Erased`].
+pub fn open(keyring: &Keyring, keys: &RecordKeys, row: UserRow) -> Result<Record, AppError> {
     Ok(Record {
         id: row.id,
-        name: open_field(keyring, row.id, &row.name)?,
+        name: open_field(keyring, keys, row.id, &row.name)?,
         email: row
             .email
             .as_ref()
-            .map(|e| open_field(keyring, row.id, e))
+            .map(|e| open_field(keyring, keys, row.id, e))
             .transpose()?,
         age: row.age,
         created_at: row.created_at,
@@ -69,20 +104,48 @@ pub fn open(keyring: &Keyring, row: UserRow) -> Result<Record, AppError> {
     })
 }
 
-/// [`open`], loading the key store again first if the row names a key this
-/// session does not hold yet (another process rotated meanwhile).
-fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
-    let unknown_key = [
-        row.name.key_id(),
-        row.email.as_ref().and_then(Sealed::key_id),
-    ]
-    .into_iter()
-    .flatten()
-    .any(|id| !session.keyring.has_key(id));
+/// The record keys the values of `name` and `email` name (per-user keys).
+pub fn record_key_refs<'a>(
+    fields: impl IntoIterator<Item = (&'a Sealed<UserName>, Option<&'a Sealed<UserEmail>>)>,
+) -> Vec<u64> {
+    let mut refs: Vec<u64> = fields
+        .into_iter()
+        .flat_map(|(name, email)| [name.record_key(), email.and_then(Sealed::record_key)])
+        .flatten()
+        .collect();
+    refs.sort_unstable();
+    refs.dedup();
+    refs
+}
+
+/// [`open`] for rows read together: their record keys loaded in one
+/// query, and the key store loaded again first if a row names a data key
+/// this session does not hold yet (another process rotated meanwhile).
+fn open_rows(
+    session: &mut Session,
+    rows: Vec<UserRow>,
+) -> Result<Vec<Result<Record, AppError>>, AppError> {
+    let unknown_key = rows
+        .iter()
+        .flat_map(|row| [row.name.key_id(), row.email.as_ref().and_then(Sealed::key_id)])
+        .flatten()
+        .any(|id| !session.keyring.has_key(id));
     if unknown_key {
         session.refresh()?;
     }
-    open(&session.keyring, row)
+    let refs = record_key_refs(rows.iter().map(|r| (&r.name, r.email.as_ref())));
+    let keys = session.record_keys(&refs)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| open(&session.keyring, &keys, row))
+        .collect())
+}
+
+/// [`open_rows`] for one row.
+fn open_fresh(session: &mut Session, row: UserRow) -> Result<Record, AppError> {
+    open_rows(session, vec![row])?
+        .pop()
+        .unwrap_or(Err(AppError::NotFound(0)))
 }
 
 /// The id of the record that already uses `email`, if any.
@@ -119,7 +182,12 @@ pub fn add(session: &mut Session, input: &RecordInput) -> Result<Record, AppErro
             return Err(duplicate_email(Some(owner)));
         }
     }
-    let row = seal(&session.keyring, input)?;
+    let row = if session.per_user_keys() {
+        let key = session.new_record_key()?;
+        seal_under(&session.keyring, Some(&key), input)?
+    } else {
+        seal(&session.keyring, input)?
+    };
     let id = retry(|| users::insert(&mut session.db, &row)).map_err(|e| match e {
         // Another writer took the email between our check and our insert.
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => duplicate_email(None),
@@ -148,10 +216,7 @@ pub fn list(
     offset: i64,
 ) -> Result<Vec<Result<Record, AppError>>, AppError> {
     let rows = users::list(&mut session.db, newest_first, limit, offset)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| open_fresh(session, row))
-        .collect())
+    open_rows(session, rows)
 }
 
 /// Records whose name equals `name` after normalization (case, width and
@@ -178,7 +243,7 @@ pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, 
 }
 
 fn open_all(session: &mut Session, rows: Vec<UserRow>) -> Result<Vec<Record>, AppError> {
-    rows.into_iter().map(|r| open_fresh(session, r)).collect()
+    open_rows(session, rows)?.into_iter().collect()
 }
 
 /// One record by id.
@@ -310,9 +375,25 @@ fn write_changes(
     if let Some(age) = changes.age {
         record.age = age;
     }
+    // A record with a key of its own keeps it (a forget must reach every
+    // version of it); with per-user keys on, one without gets one now.
+    let own = match read.name.record_key() {
+        Some(reference) => Some(reference),
+        None if session.per_user_keys() => Some(session.new_record_key()?.reference()),
+        None => None,
+    };
+    let keys = session.record_keys(own.as_slice())?;
+    let own_key = match own {
+        Some(reference) => Some(
+            keys.get(reference)
+                .map_err(|_| AppError::Erased(id))?
+                .ok_or(AppError::Erased(id))?,
+        ),
+        None => None,
+    };
     let (sealed_name, name_bidx, sealed_email, email_bidx) =
-        seal_fields(&session.keyring, &record.name, record.email.as_deref())?;
-    record.key_id = i64::from(session.keyring.active_key_id());
+        seal_fields(&session.keyring, own_key, &record.name, record.email.as_deref())?;
+    record.key_id = own.map_or(i64::from(session.keyring.active_key_id()), |_| OWN_KEY);
     let update = UserChanges {
         name: sealed_name,
         name_bidx,
@@ -371,17 +452,18 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
     let keyring = std::sync::Arc::clone(&session.keyring);
     // Pages are fetched here and decrypted and written by a second thread,
     // so the database and the decryption work at the same time.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<ExportRow>>(2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<ExportRow>, RecordKeys)>(2);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> Result<u64, ExportError> {
             let mut writer = csv::Writer::from_writer(out);
             writer.write_record(["name", "email", "age"])?;
             let mut written = 0u64;
-            for page in rx {
+            for (page, keys) in rx {
                 for row in page {
-                    let name = zeroize::Zeroizing::new(open_field(&keyring, row.id, &row.name)?);
+                    let name =
+                        zeroize::Zeroizing::new(open_field(&keyring, &keys, row.id, &row.name)?);
                     let email = match &row.email {
-                        Some(e) => Some(open_field(&keyring, row.id, e)?),
+                        Some(e) => Some(open_field(&keyring, &keys, row.id, e)?),
                         None => None,
                     }
                     .map(zeroize::Zeroizing::new);
@@ -407,7 +489,12 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
             };
             let full = page.len() as i64 == PAGE;
             after = page.last().map_or(after, |r| r.id);
-            if tx.send(page).is_err() || !full {
+            let refs = record_key_refs(page.iter().map(|r| (&r.name, r.email.as_ref())));
+            let keys = match session.record_keys(&refs) {
+                Ok(keys) => keys,
+                Err(e) => break Err(e.into()),
+            };
+            if tx.send((page, keys)).is_err() || !full {
                 break Ok(());
             }
         };
@@ -425,12 +512,16 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
 /// record and the column.
 pub(crate) fn open_field<C: Context>(
     keyring: &Keyring,
+    keys: &RecordKeys,
     id: i64,
     sealed: &Sealed<C>,
 ) -> Result<String, AppError> {
     keyring
-        .open(sealed)
-        .map_err(|reason| AppError::Decrypt { id, reason })
+        .open_with(keys, sealed)
+        .map_err(|reason| match reason.kind {
+            fieldseal::DecryptErrorKind::Erased(_) => AppError::Erased(id),
+            _ => AppError::Decrypt { id, reason },
+        })
 }
 
 /// Why an export stopped.

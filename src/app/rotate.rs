@@ -19,7 +19,7 @@ use crate::store::locks::{self, Lease};
 use crate::store::retry::retry;
 use crate::store::users::{self, Reseal};
 use crate::with_conn;
-use fieldseal::{Context, KdfParams, KeyStore, MasterSecret, Sealed};
+use fieldseal::{Context, KdfParams, KeyStore, MasterSecret, RecordKeys, Sealed};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -53,6 +53,14 @@ pub struct KeyStatus {
     pub orphan_rows: i64,
     /// The Argon2id cost of the stored passphrase.
     pub kdf: KdfParams,
+    /// Whether new records get a key of their own.
+    pub per_user: bool,
+    /// Rows sealed under a key of their own.
+    pub own_key_rows: i64,
+    /// Record keys in the key store (not erased).
+    pub record_keys: u64,
+    /// Record keys erased (records forgotten).
+    pub erased_keys: u64,
 }
 
 /// Keys, their states and how much each protects.
@@ -60,7 +68,7 @@ pub struct KeyStatus {
 /// # Errors
 /// Database errors.
 pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
-    let keys = with_conn!(&mut session.db, |c| KeyStore::keys(c))?;
+    let keys = with_conn!(session.keystore_db(), |c| KeyStore::keys(c))?;
     let counts = users::count_by_key(&mut session.db)?;
     let mut data_keys: Vec<KeyLine> = keys
         .iter()
@@ -81,7 +89,7 @@ pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
         .collect();
     data_keys.sort_by_key(|k| k.id);
     let known: Vec<i64> = data_keys.iter().map(|k| i64::from(k.id)).collect();
-    let orphan_rows = counts
+    let orphan_rows: i64 = counts
         .iter()
         .filter(|(id, _, _)| !known.contains(id))
         .map(|(_, rows, _)| rows)
@@ -91,12 +99,22 @@ pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
         .filter(|k| k.purpose == fieldseal::PURPOSE_INDEX)
         .map(|k| k.id)
         .max();
-    let kdf = with_conn!(&mut session.db, |c| KeyStore::kdf_params(c))?;
+    let kdf = with_conn!(session.keystore_db(), |c| KeyStore::kdf_params(c))?;
+    let (record_keys, erased_keys) =
+        with_conn!(session.keystore_db(), |c| RecordKeys::count(c))?;
+    let own_key_rows = counts
+        .iter()
+        .find(|(id, _, _)| *id == users::OWN_KEY)
+        .map_or(0, |(_, rows, _)| *rows);
     Ok(KeyStatus {
         data_keys,
         index_version,
-        orphan_rows,
+        orphan_rows: orphan_rows - own_key_rows,
         kdf,
+        per_user: session.per_user_keys(),
+        own_key_rows,
+        record_keys,
+        erased_keys,
     })
 }
 
@@ -119,6 +137,8 @@ pub struct RotateReport {
     pub active: u32,
     /// Rows re-encrypted.
     pub rewritten: u64,
+    /// Record keys re-wrapped (per-user keys; their rows are untouched).
+    pub rewrapped: u64,
     /// Rows a concurrent writer changed while they were being re-encrypted
     /// (left to the writer, then picked up by a later pass if still old).
     pub raced: u64,
@@ -156,15 +176,18 @@ fn rotate_data(
     session.refresh()?;
     let mut new_key = None;
     let active = i64::from(session.keyring.active_key_id());
-    if users::count_not_under(&mut session.db, active)? == 0 {
-        let ring = with_conn!(&mut session.db, |c| KeyStore::add_data_key(
-            c,
-            session.keys.master()
-        ))?;
+    let wrapping = with_conn!(session.keystore_db(), |c| RecordKeys::wrapping_key_ids(c))?;
+    let keys_done = wrapping.iter().all(|&id| i64::from(id) == active);
+    if keys_done && users::count_not_under(&mut session.db, active)? == 0 {
+        let (ks, master) = session.keystore_and_master();
+        let ring = with_conn!(ks, |c| KeyStore::add_data_key(c, master))?;
         new_key = Some(ring.active_key_id());
         session.refresh()?;
     }
     let active = session.keyring.active_key_id();
+    // Records with keys of their own: their keys are wrapped again under
+    // the new data key, and their rows are not touched.
+    let rewrapped = rewrap_record_keys(session, lease, batch_size, on_progress)?;
     let pass = DataPass {
         active: i64::from(active),
     };
@@ -175,11 +198,14 @@ fn rotate_data(
     let mut census = users::header_census(&mut session.db)?;
     let mismatched = |census: &[users::HeaderCensus]| {
         census.iter().any(|c| {
-            c.key_id == i64::from(active)
+            (c.key_id == i64::from(active)
                 && [Some(c.name_key), c.email_key.map(Some)]
                     .into_iter()
                     .flatten()
-                    .any(|k| k != Some(active))
+                    .any(|k| k != Some(active)))
+                // A row marked as under its own key whose value names a
+                // data key.
+                || (c.key_id == users::OWN_KEY && c.name_key.is_some())
         })
     };
     if mismatched(&census) && users::mark_header_mismatches(&mut session.db, active)? > 0 {
@@ -198,15 +224,18 @@ fn rotate_data(
             .flat_map(|c| [c.name_key, c.email_key])
             .flatten(),
     );
-    let retired = with_conn!(&mut session.db, |c| KeyStore::retire_data_keys_except(
-        c,
-        session.keys.master(),
-        &keep
-    ))?;
+    // And any data key that still wraps a record key (one a writer with an
+    // older keyring stored meanwhile).
+    keep.extend(with_conn!(session.keystore_db(), |c| {
+        RecordKeys::wrapping_key_ids(c)
+    })?);
+    let (ks, master) = session.keystore_and_master();
+    let retired = with_conn!(ks, |c| KeyStore::retire_data_keys_except(c, master, &keep))?;
     Ok(RotateReport {
         new_key,
         active,
         rewritten,
+        rewrapped,
         raced,
         retired,
         elapsed: started.elapsed(),
@@ -243,10 +272,8 @@ fn rotate_index_keys(
     let mut new_key = None;
     let current = i64::from(session.keyring.index_version().unwrap_or(1));
     if users::count_not_indexed_under(&mut session.db, current)? == 0 {
-        let ring = with_conn!(&mut session.db, |c| KeyStore::add_index_key(
-            c,
-            session.keys.master()
-        ))?;
+        let (ks, master) = session.keystore_and_master();
+        let ring = with_conn!(ks, |c| KeyStore::add_index_key(c, master))?;
         new_key = ring.index_version();
         session.refresh()?;
     }
@@ -258,15 +285,17 @@ fn rotate_index_keys(
         batch_size,
         on_progress,
     )?;
-    let retired = with_conn!(&mut session.db, |c| KeyStore::retire_index_keys_except(
+    let (ks, master) = session.keystore_and_master();
+    let retired = with_conn!(ks, |c| KeyStore::retire_index_keys_except(
         c,
-        session.keys.master(),
+        master,
         &[version]
     ))?;
     Ok(RotateReport {
         new_key,
         active: version,
         rewritten,
+        rewrapped: 0,
         raced,
         retired,
         elapsed: started.elapsed(),
@@ -322,6 +351,57 @@ pub fn index_rotation_pending(session: &mut Session) -> Result<bool, AppError> {
     Ok(users::count_not_indexed_under(&mut session.db, current)? > 0)
 }
 
+/// Wraps every record key again under the active data key, a batch per
+/// transaction, refreshing the lease and stopping at a Ctrl-C between
+/// batches. Returns how many keys it re-wrapped.
+fn rewrap_record_keys(
+    session: &mut Session,
+    lease: &Lease,
+    batch_size: usize,
+    on_progress: &mut dyn FnMut(&RotateProgress),
+) -> Result<u64, AppError> {
+    let (live, _) = with_conn!(session.keystore_db(), |c| RecordKeys::count(c))?;
+    if live == 0 {
+        return Ok(0);
+    }
+    let mut progress = RotateProgress {
+        rewritten: 0,
+        pending: live,
+    };
+    let keyring = std::sync::Arc::clone(&session.keyring);
+    let mut after = 0u64;
+    let mut seen = 0u64;
+    let mut refreshed = Instant::now();
+    loop {
+        session.check_interrupt()?;
+        let step = retry(|| {
+            with_conn!(session.keystore_db(), |c| RecordKeys::rewrap_batch(
+                c, &keyring, after, batch_size
+            ))
+            .map_err(|e| match e {
+                fieldseal::Error::Database(d) => d,
+                other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+            })
+        })?;
+        progress.rewritten += step.rewrapped;
+        seen += batch_size as u64;
+        if refreshed.elapsed() >= LEASE_REFRESH {
+            if !locks::refresh(&mut session.db, lease)? {
+                return Err(AppError::RotationTakenOver);
+            }
+            refreshed = Instant::now();
+        }
+        on_progress(&RotateProgress {
+            rewritten: seen.min(live),
+            pending: live,
+        });
+        match step.next {
+            Some(next) => after = next,
+            None => return Ok(progress.rewritten),
+        }
+    }
+}
+
 /// One kind of rotation: which rows are still to do, how to read a page of
 /// them, how to rewrite one, and the compare-and-swap write of a page.
 trait Pass {
@@ -337,7 +417,20 @@ trait Pass {
         limit: i64,
     ) -> Result<Vec<Self::Row>, AppError>;
     fn id(row: &Self::Row) -> i64;
-    fn rewrite(&self, session: &Session, row: Self::Row) -> Result<Self::Write, AppError>;
+    /// The record keys a page's rows need to be opened (none by default).
+    fn record_keys(
+        &self,
+        _session: &mut Session,
+        _rows: &[Self::Row],
+    ) -> Result<RecordKeys, AppError> {
+        Ok(RecordKeys::new())
+    }
+    fn rewrite(
+        &self,
+        session: &Session,
+        keys: &RecordKeys,
+        row: Self::Row,
+    ) -> Result<Self::Write, AppError>;
     /// Writes a page; returns how many rows were still as read.
     fn swap(&self, session: &mut Session, rows: &[Self::Write]) -> Result<usize, AppError>;
 }
@@ -370,9 +463,10 @@ fn run_passes<P: Pass>(
             let rows = pass.page(session, after, batch)?;
             let Some(last) = rows.last() else { break };
             after = P::id(last);
+            let keys = pass.record_keys(session, &rows)?;
             let work = rows
                 .into_iter()
-                .map(|row| pass.rewrite(session, row))
+                .map(|row| pass.rewrite(session, &keys, row))
                 .collect::<Result<Vec<_>, AppError>>()?;
             let swapped = pass.swap(session, &work)?;
             // The lease goes stale after a minute without a refresh: one
@@ -423,20 +517,32 @@ impl Pass for DataPass {
         row.id
     }
 
-    fn rewrite(&self, session: &Session, row: Self::Row) -> Result<Reseal, AppError> {
+    fn rewrite(
+        &self,
+        session: &Session,
+        _keys: &RecordKeys,
+        row: Self::Row,
+    ) -> Result<Reseal, AppError> {
         let name = reseal(session, row.id, &row.name)?;
         let email = row
             .email
             .as_ref()
             .map(|e| reseal(session, row.id, e))
             .transpose()?;
+        // A value under the record's own key stays as it is (its key is
+        // re-wrapped instead); the column says so again.
+        let key_id = if row.name.record_key().is_some() {
+            users::OWN_KEY
+        } else {
+            self.active
+        };
         Ok(Reseal {
             id: row.id,
             old_name: row.name,
             old_email: row.email,
             name,
             email,
-            key_id: self.active,
+            key_id,
         })
     }
 
@@ -453,6 +559,9 @@ fn reseal<C: Context>(
     id: i64,
     sealed: &Sealed<C>,
 ) -> Result<Sealed<C>, AppError> {
+    if sealed.record_key().is_some() {
+        return Ok(sealed.clone());
+    }
     match session.keyring.reseal(sealed) {
         Ok(new) => Ok(new.unwrap_or_else(|| sealed.clone())),
         Err(fieldseal::Error::Decrypt(reason)) => Err(AppError::Decrypt { id, reason }),
@@ -495,12 +604,26 @@ impl Pass for IndexPass {
         row.id
     }
 
-    fn rewrite(&self, session: &Session, row: Self::Row) -> Result<users::Reindex, AppError> {
-        let name_bidx = reindex(session, self.version, row.id, &row.name)?;
+    fn record_keys(
+        &self,
+        session: &mut Session,
+        rows: &[Self::Row],
+    ) -> Result<RecordKeys, AppError> {
+        let refs = super::records::record_key_refs(rows.iter().map(|r| (&r.name, r.email.as_ref())));
+        session.record_keys(&refs)
+    }
+
+    fn rewrite(
+        &self,
+        session: &Session,
+        keys: &RecordKeys,
+        row: Self::Row,
+    ) -> Result<users::Reindex, AppError> {
+        let name_bidx = reindex(session, keys, self.version, row.id, &row.name)?;
         let email_bidx = row
             .email
             .as_ref()
-            .map(|e| reindex(session, self.version, row.id, e))
+            .map(|e| reindex(session, keys, self.version, row.id, e))
             .transpose()?;
         Ok(users::Reindex {
             id: row.id,
@@ -521,11 +644,12 @@ impl Pass for IndexPass {
 /// value is wiped as soon as it is indexed.
 fn reindex<C: Context>(
     session: &Session,
+    keys: &RecordKeys,
     version: u32,
     id: i64,
     sealed: &Sealed<C>,
 ) -> Result<Vec<u8>, AppError> {
-    let text = Zeroizing::new(open_field(&session.keyring, id, sealed)?);
+    let text = Zeroizing::new(open_field(&session.keyring, keys, id, sealed)?);
     session
         .keyring
         .blind_index_version::<C>(version, &text)
@@ -561,9 +685,10 @@ fn another_pass(pending: i64, pass: u32, command: &str) -> Result<bool, AppError
 /// [`AppError::Crypto`] with [`fieldseal::Error::WrongMasterKey`] when the key
 /// store changed master meanwhile; nothing changes then.
 pub fn change_master(session: &mut Session, new: &MasterSecret) -> Result<(), AppError> {
-    Ok(with_conn!(&mut session.db, |c| KeyStore::change_master(
+    let (ks, master) = session.keystore_and_master();
+    Ok(with_conn!(ks, |c| KeyStore::change_master(
         c,
-        session.keys.master(),
+        master,
         new,
         KdfParams::default()
     ))?)

@@ -24,8 +24,14 @@ pub fn run(url: &DbUrl, args: &super::AdoptArgs) -> anyhow::Result<ExitCode> {
     let mut db = Db::open(url)?;
     // The master secret first: a weak passphrase that would create the
     // keyring is refused before anything is touched.
-    let keyring_exists =
-        !legacy::columns(&mut db, "fieldseal_keyring")?.is_empty() && keys::has_keyring(&mut db)?;
+    let mut keystore = unlock::keystore()?;
+    let keyring_exists = match &mut keystore {
+        Some((ks, _)) => keys::has_keyring(ks)?,
+        None => {
+            !legacy::columns(&mut db, "fieldseal_keyring")?.is_empty()
+                && keys::has_keyring(&mut db)?
+        }
+    };
     let secret = unlock::master_secret(EnvSource.master_secret()?, keyring_exists)?;
     let map = match adopt::prepare(&mut db, &options)? {
         Prepared::Nothing => {
@@ -37,7 +43,7 @@ pub fn run(url: &DbUrl, args: &super::AdoptArgs) -> anyhow::Result<ExitCode> {
         Prepared::Ready(map) => map,
     };
     db.migrate(url)?;
-    let mut session = unlock::unlock_db(url, db, &secret)?;
+    let mut session = unlock::unlock_db(url, db, keystore, &secret)?;
     let bar = super::keys::rows_bar();
     let mut on_progress = |p: &AdoptProgress| {
         if let Some(bar) = &bar {

@@ -18,10 +18,48 @@ pub fn open_session(url: &DbUrl) -> anyhow::Result<Session> {
             secret.check_strength().context("FIELDSEAL_PASSPHRASE")?;
         }
     }
-    let mut db = keys::connect(url)?;
-    let exists = keys::has_keyring(&mut db)?;
+    let db = keys::connect(url)?;
+    let mut keystore = keystore()?;
+    let exists = match &mut keystore {
+        Some((ks, _)) => keys::has_keyring(ks)?,
+        None => {
+            let mut db = db;
+            let exists = keys::has_keyring(&mut db)?;
+            let secret = master_secret(from_env, exists)?;
+            return unlock_db(url, db, None, &secret);
+        }
+    };
     let secret = master_secret(from_env, exists)?;
-    unlock_db(url, db, &secret)
+    unlock_db(url, db, keystore, &secret)
+}
+
+/// The key store's own database, when `FIELDSEAL_KEYSTORE_URL` names one.
+pub fn keystore() -> anyhow::Result<Option<(Db, DbUrl)>> {
+    let Some(value) = std::env::var("FIELDSEAL_KEYSTORE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let url = DbUrl::parse(Some(&value))
+        .map_err(|e| anyhow::anyhow!("FIELDSEAL_KEYSTORE_URL: {e}"))?;
+    let db = keys::connect_keystore(&url)?;
+    Ok(Some((db, url)))
+}
+
+/// Whether `FIELDSEAL_PER_USER_KEYS` asks for a key per record.
+///
+/// # Errors
+/// A value that is neither on nor off.
+pub fn per_user_keys() -> anyhow::Result<bool> {
+    match std::env::var("FIELDSEAL_PER_USER_KEYS") {
+        Err(_) => Ok(false),
+        Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" | "0" | "false" | "no" | "off" => Ok(false),
+            "1" | "true" | "yes" | "on" => Ok(true),
+            _ => bail!("FIELDSEAL_PER_USER_KEYS must be 1 or 0"),
+        },
+    }
 }
 
 /// The master secret: `from_env` (FIELDSEAL_*), else a hidden prompt. A
@@ -49,13 +87,23 @@ pub fn master_secret(
 ///
 /// # Errors
 /// A wrong secret; database errors.
-pub fn unlock_db(url: &DbUrl, db: Db, secret: &MasterSecret) -> anyhow::Result<Session> {
-    let (session, created) =
-        keys::unlock(db, secret).with_context(|| format!("cannot unlock {url}"))?;
+pub fn unlock_db(
+    url: &DbUrl,
+    db: Db,
+    keystore: Option<(Db, DbUrl)>,
+    secret: &MasterSecret,
+) -> anyhow::Result<Session> {
+    let at = match &keystore {
+        Some((_, ks)) => format!("{url} (key store in {ks})"),
+        None => url.to_string(),
+    };
+    let (session, created) = keys::unlock(db, keystore, secret, per_user_keys()?)
+        .with_context(|| format!("cannot unlock {at}"))?;
     if created {
         eprintln!(
-            "Created a new keyring in {url}. Keep the passphrase or master key safe: \
-             without it nothing stored here can be read."
+            "Created a new keyring in {}. Keep the passphrase or master key safe: \
+             without it nothing stored here can be read.",
+            session.keystore_url().unwrap_or(url)
         );
     }
     Ok(session.with_url(url.clone()))

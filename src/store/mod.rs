@@ -6,6 +6,7 @@
 //! needs no server. Migrations are embedded in the binary, one directory
 //! per backend, and applied on connect.
 
+pub mod audit;
 pub mod bulk;
 pub mod imports;
 pub mod legacy;
@@ -201,6 +202,28 @@ impl Db {
                 migrate(conn, || SQLITE_MIGRATIONS).map_err(migrate_err)
             }
         }
+    }
+
+    /// Connects to a key store kept apart from the data
+    /// (`FIELDSEAL_KEYSTORE_URL`) and creates the key store's tables there
+    /// (the library's schema; none of the application's tables).
+    ///
+    /// # Errors
+    /// [`StoreError::Connect`], [`StoreError::Migrate`].
+    pub fn connect_keystore(url: &DbUrl) -> Result<Self, StoreError> {
+        let mut db = Db::open(url)?;
+        let failed = |cause: String| StoreError::Migrate {
+            target: format!("the key store in {}", url.redacted()),
+            cause,
+        };
+        if let Db::Sqlite(conn) = &mut db {
+            use diesel::connection::SimpleConnection;
+            conn.batch_execute("PRAGMA journal_mode = WAL")
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        with_conn!(&mut db, |c| fieldseal::KeyStore::install_schema(c))
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(db)
     }
 
     /// Connects without migrating: for `adopt`, which must move another

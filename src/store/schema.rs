@@ -50,3 +50,33 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(fieldseal_imports, fieldseal_locks, users,);
+
+diesel::table! {
+    fieldseal_audit (id) {
+        id -> BigInt,
+        at_ms -> BigInt,
+        os_user -> Text,
+        operation -> Text,
+        record_id -> Nullable<BigInt>,
+        row_count -> Nullable<BigInt>,
+        outcome -> Text,
+        detail -> Text,
+        mac -> Binary,
+    }
+}
+
+diesel::table! {
+    fieldseal_audit_head (id) {
+        id -> Integer,
+        last_id -> BigInt,
+        last_mac -> Binary,
+        mac -> Binary,
+    }
+}
+
+diesel::table! {
+    fieldseal_settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}

@@ -23,6 +23,10 @@ fieldseal::context!(
     pub UserEmail = "users.email"
 );
 
+/// The `key_id` of a row sealed under a key of its own (per-user keys):
+/// rotations re-wrap its key and leave the row alone.
+pub const OWN_KEY: i64 = -1;
+
 /// A row to insert, already sealed.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = users, treat_none_as_default_value = false)]
@@ -274,7 +278,7 @@ pub struct Reseal {
 }
 
 /// Up to `limit` rows above id `after` that are sealed under a key other
-/// than `active`, in id order. Walks the primary key (`key_id` has no
+/// than `active` (and not under a key of their own), in id order. Walks the primary key (`key_id` has no
 /// index on purpose).
 ///
 /// # Errors
@@ -288,6 +292,7 @@ pub fn sealed_under_other_keys(
     with_conn!(db, |conn| users::table
         .filter(users::id.gt(after))
         .filter(users::key_id.ne(active))
+        .filter(users::key_id.ne(OWN_KEY))
         .select((users::id, users::name, users::email, users::key_id))
         .order(users::id.asc())
         .limit(limit)
@@ -420,6 +425,7 @@ pub fn count_by_key(db: &mut Db) -> QueryResult<Vec<(i64, i64, i64)>> {
 pub fn count_not_under(db: &mut Db, active: i64) -> QueryResult<i64> {
     with_conn!(db, |conn| users::table
         .filter(users::key_id.ne(active))
+        .filter(users::key_id.ne(OWN_KEY))
         .count()
         .get_result(conn))
 }
@@ -534,8 +540,12 @@ pub fn header_census(db: &mut Db) -> QueryResult<Vec<HeaderCensus>> {
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
         email_key: Option<Vec<u8>>,
     }
-    const CENSUS: &str = "SELECT DISTINCT key_id, SUBSTR(name, 2, 4) AS name_key, \
-                          SUBSTR(email, 2, 4) AS email_key FROM users";
+    // Only v1 headers name a data key; a v2 value (a record's own key)
+    // names none.
+    const CENSUS: &str = "SELECT DISTINCT key_id, \
+         CASE WHEN SUBSTR(name, 1, 1) = X'01' THEN SUBSTR(name, 2, 4) END AS name_key, \
+         CASE WHEN SUBSTR(email, 1, 1) = X'01' THEN SUBSTR(email, 2, 4) END AS email_key \
+         FROM users";
     let rows: Vec<Row> = with_conn!(db, |conn| diesel::sql_query(CENSUS).load(conn))?;
     let id = |b: Option<Vec<u8>>| {
         b.and_then(|b| <[u8; 4]>::try_from(b.as_slice()).ok())
@@ -579,8 +589,9 @@ pub fn mark_header_mismatches(db: &mut Db, active: u32) -> QueryResult<usize> {
     }
     let header = active.to_be_bytes().to_vec();
     let ids: Vec<Id> = with_conn!(&mut *db, |conn| diesel::sql_query(
-        "SELECT id FROM users WHERE key_id = ? \
-         AND (SUBSTR(name, 2, 4) <> ? OR (email IS NOT NULL AND SUBSTR(email, 2, 4) <> ?))"
+        "SELECT id FROM users WHERE (key_id = ? \
+         AND (SUBSTR(name, 2, 4) <> ? OR (email IS NOT NULL AND SUBSTR(email, 2, 4) <> ?))) \
+         OR (key_id = -1 AND SUBSTR(name, 1, 1) <> X'02')"
     )
     .bind::<BigInt, _>(i64::from(active))
     .bind::<Binary, _>(&header)
@@ -592,7 +603,7 @@ pub fn mark_header_mismatches(db: &mut Db, active: u32) -> QueryResult<usize> {
         marked += with_conn!(&mut *db, |conn| diesel::update(
             users::table
                 .filter(users::id.eq_any(chunk))
-                .filter(users::key_id.eq(i64::from(active)))
+                .filter(users::key_id.eq_any([i64::from(active), OWN_KEY]))
         )
         .set(users::key_id.eq(0))
         .execute(conn))?;

@@ -158,7 +158,7 @@ pub use crate::error::{
 };
 pub use crate::keystore::{
     schema_sql, KeyInfo, KeyStore, KeyStoreConnection, KeyStoreSession, SqlDialect, PURPOSE_AUDIT,
-    PURPOSE_DATA, PURPOSE_INDEX, STATE_ACTIVE, STATE_DECRYPT_ONLY, STATE_RETIRED,
+    PURPOSE_DATA, PURPOSE_INDEX, RewrapStep, STATE_ACTIVE, STATE_DECRYPT_ONLY, STATE_RETIRED,
 };
 pub use crate::scope::{
     current_keyring, install_keyring, install_keyring_arc, uninstall_keyring, with_keyring,

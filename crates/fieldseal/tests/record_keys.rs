@@ -112,7 +112,10 @@ backend_tests!(
             [2]
         );
         assert_eq!(
-            RecordKeys::rewrap_all(conn, &rotated, 10, &mut |_| Ok(())).unwrap(),
+            RecordKeys::rewrap_all(conn, &rotated, 10, &mut |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap(),
             0
         );
         // The values are as they were, and open through keys wrapped by key 2

@@ -36,6 +36,7 @@
 //! first [`KeyStore::unlock`] with the right master key.
 
 mod record_keys;
+pub use record_keys::RewrapStep;
 pub(crate) mod tables;
 
 pub use tables::{schema_sql, KeyStoreConnection, SqlDialect};

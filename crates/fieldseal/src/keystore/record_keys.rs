@@ -93,10 +93,12 @@ impl RecordKeys {
 
     /// Wraps every stored record key that another data key wraps again
     /// under the keyring's active key, `batch` keys per transaction, and
-    /// calls `on_batch` with how many it re-wrapped so far. The rows of
-    /// data are not touched: this is a rotation in per-user mode. A key
-    /// erased meanwhile stays erased (each write is a compare-and-swap on
-    /// the old wrap). Returns how many keys it re-wrapped.
+    /// calls `on_batch` with how many it re-wrapped so far (return
+    /// [`std::ops::ControlFlow::Break`] to stop early; running it again
+    /// goes on). The rows of data are not touched: this is a rotation in
+    /// per-user mode. A key erased meanwhile stays erased (each write is a
+    /// compare-and-swap on the old wrap). Returns how many keys it
+    /// re-wrapped.
     ///
     /// # Errors
     /// [`Error::Decrypt`] for a wrap that does not open; [`Error::Database`].
@@ -104,44 +106,65 @@ impl RecordKeys {
         conn: &mut C,
         keyring: &Keyring,
         batch: usize,
-        on_batch: &mut dyn FnMut(u64) -> Result<()>,
+        on_batch: &mut dyn FnMut(u64) -> std::ops::ControlFlow<()>,
     ) -> Result<u64> {
-        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        let mut after = 0i64;
+        let mut after = 0u64;
         let mut done = 0u64;
         loop {
-            let page = conn.record_key_page(after, limit)?;
-            let Some(last) = page.last() else {
+            let step = Self::rewrap_batch(conn, keyring, after, batch)?;
+            done += step.rewrapped;
+            let Some(next) = step.next else {
+                let _ = on_batch(done);
                 return Ok(done);
             };
-            after = last.id;
-            let full = page.len() as i64 == limit;
-            let mut moved = Vec::new();
-            for row in page {
-                let Some(old) = row.wrapped else { continue };
-                let current = WrappedRecordKey {
-                    reference: row.id.unsigned_abs(),
-                    wrapped: old,
-                };
-                if let Some(new) = keyring.rewrap_record_key(&current)? {
-                    moved.push((row.id, current.wrapped, new.wrapped));
-                }
-            }
-            if !moved.is_empty() {
-                let swapped = conn.write_transaction(|conn| {
-                    let mut n = 0u64;
-                    for (id, old, new) in &moved {
-                        n += u64::from(conn.swap_record_key(*id, old, new)?);
-                    }
-                    Ok::<_, Error>(n)
-                })?;
-                done += swapped;
-            }
-            on_batch(done)?;
-            if !full {
+            after = next;
+            if on_batch(done).is_break() {
                 return Ok(done);
             }
         }
+    }
+
+    /// One step of [`RecordKeys::rewrap_all`]: the next `batch` stored keys
+    /// after reference `after`, re-wrapped in one transaction. For callers
+    /// that do their own work between batches (progress, a lease).
+    ///
+    /// # Errors
+    /// As [`RecordKeys::rewrap_all`].
+    pub fn rewrap_batch<C: KeyStoreConnection>(
+        conn: &mut C,
+        keyring: &Keyring,
+        after: u64,
+        batch: usize,
+    ) -> Result<RewrapStep> {
+        let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        let page = conn.record_key_page(to_id(after), limit)?;
+        let next = match page.last() {
+            Some(last) if page.len() as i64 == limit => Some(last.id.unsigned_abs()),
+            _ => None,
+        };
+        let mut moved = Vec::new();
+        for row in page {
+            let Some(old) = row.wrapped else { continue };
+            let current = WrappedRecordKey {
+                reference: row.id.unsigned_abs(),
+                wrapped: old,
+            };
+            if let Some(new) = keyring.rewrap_record_key(&current)? {
+                moved.push((row.id, current.wrapped, new.wrapped));
+            }
+        }
+        let rewrapped = if moved.is_empty() {
+            0
+        } else {
+            conn.write_transaction(|conn| {
+                let mut n = 0u64;
+                for (id, old, new) in &moved {
+                    n += u64::from(conn.swap_record_key(*id, old, new)?);
+                }
+                Ok::<_, Error>(n)
+            })?
+        };
+        Ok(RewrapStep { next, rewrapped })
     }
 
     /// The data keys that wrap stored record keys, read from each wrap's
@@ -191,6 +214,15 @@ impl RecordKeys {
         let (live, erased) = conn.count_record_keys()?;
         Ok((live.unsigned_abs(), erased.unsigned_abs()))
     }
+}
+
+/// What one [`RecordKeys::rewrap_batch`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RewrapStep {
+    /// Where the next batch starts (`after`), or `None`: this was the last.
+    pub next: Option<u64>,
+    /// Keys re-wrapped in this batch.
+    pub rewrapped: u64,
 }
 
 /// References are below 2^63 ([`Keyring::new_record_key`]); one read from
