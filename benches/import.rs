@@ -138,7 +138,7 @@ fn rows_arg() -> u64 {
 struct PlainSealer;
 
 impl RecordSealer for PlainSealer {
-    fn seal(&self, input: &RecordInput) -> Result<NewUserRow, AppError> {
+    fn seal(&self, input: &RecordInput) -> Result<import::Sealed, AppError> {
         let digest = |value: &str| {
             let normalized = fieldseal::normalize(value);
             let mut out = Vec::with_capacity(16);
@@ -149,19 +149,22 @@ impl RecordSealer for PlainSealer {
             }
             out
         };
-        Ok(NewUserRow {
-            name: Sealed::from_bytes(input.name.clone().into_bytes()),
-            name_bidx: digest(&input.name),
-            email: input
-                .email
-                .as_ref()
-                .map(|e| Sealed::from_bytes(e.clone().into_bytes())),
-            email_bidx: input.email.as_deref().map(digest),
-            age: input.age,
-            created_at: chrono::Utc::now().naive_utc(),
-            key_id: 0,
-            bidx_version: 0,
-        })
+        Ok((
+            NewUserRow {
+                name: Sealed::from_bytes(input.name.clone().into_bytes()),
+                name_bidx: digest(&input.name),
+                email: input
+                    .email
+                    .as_ref()
+                    .map(|e| Sealed::from_bytes(e.clone().into_bytes())),
+                email_bidx: input.email.as_deref().map(digest),
+                age: input.age,
+                created_at: chrono::Utc::now().naive_utc(),
+                key_id: 0,
+                bidx_version: 0,
+            },
+            None,
+        ))
     }
 }
 
@@ -184,10 +187,15 @@ fn run(
 
     let (url, plain_url) = (DbUrl::parse(Some(url))?, DbUrl::parse(Some(plain_url))?);
     let db = keys::connect(&url)?;
-    let (session, _) = keys::unlock(db, &MasterSecret::Key(SecretKey::generate()))?;
+    let (session, _) = keys::unlock(db, None, &MasterSecret::Key(SecretKey::generate()), false)?;
     let mut session = session.with_url(url);
     let plain_db = keys::connect(&plain_url)?;
-    let (plain, _) = keys::unlock(plain_db, &MasterSecret::Key(SecretKey::generate()))?;
+    let (plain, _) = keys::unlock(
+        plain_db,
+        None,
+        &MasterSecret::Key(SecretKey::generate()),
+        false,
+    )?;
     let mut plain = plain.with_url(plain_url);
     // (c)'s target: the plaintext table LOAD DATA fills, with the same
     // indexes as users (a unique email, an index on the name).
@@ -390,7 +398,7 @@ fn adopt_once(
         return Err("nothing to adopt".into());
     };
     db.migrate(&url)?;
-    let (session, _) = keys::unlock(db, &MasterSecret::Key(SecretKey::generate()))?;
+    let (session, _) = keys::unlock(db, None, &MasterSecret::Key(SecretKey::generate()), false)?;
     let mut session = session.with_url(url);
     let started = Instant::now();
     let report = adopt::adopt(&mut session, &map, &options, &mut |_| {})?;

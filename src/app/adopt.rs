@@ -7,7 +7,7 @@
 
 use super::import::{earlier_repeats, retain_flagged};
 use super::record::RecordInput;
-use super::records::seal;
+use super::records::{seal, seal_own};
 use super::{AppError, Session};
 use crate::store::bulk::BulkConn;
 use crate::store::imports::{Committed, StampCache};
@@ -67,6 +67,15 @@ impl From<diesel::result::Error> for AdoptError {
 }
 
 impl Source {
+    /// The `--from` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Plaintext => "plaintext",
+            Source::AesCbc(_) => "aes-cbc",
+            Source::Fernet(_) => "fernet",
+        }
+    }
+
     /// The source named by `--from`, with its key from `key_file`.
     ///
     /// # Errors
@@ -395,6 +404,8 @@ struct SealedBatch {
     rows: Vec<(i64, NewUserRow)>,
     /// Email blind index of each row in `rows`, for the duplicate checks.
     email_keys: Vec<Option<Vec<u8>>>,
+    /// Each row's own key, wrapped (per-user keys), aligned with `rows`.
+    record_keys: Vec<Option<fieldseal::WrappedRecordKey>>,
     bad: Vec<BadRow>,
     seen: u64,
     /// The last legacy id read into this batch: the cursor once it commits.
@@ -404,10 +415,11 @@ struct SealedBatch {
 /// Opens, validates and seals one legacy row.
 fn convert(
     session_keyring: &fieldseal::Keyring,
+    own_keys: bool,
     source: &Source,
     row: &LegacyRow,
     now: NaiveDateTime,
-) -> Result<NewUserRow, String> {
+) -> Result<(NewUserRow, Option<fieldseal::WrappedRecordKey>), String> {
     let name = match &row.name {
         Some(n) => source.open(n).map_err(|why| format!("the name: {why}"))?,
         None => return Err("the name is NULL".into()),
@@ -421,13 +433,21 @@ fn convert(
     let age = row.age.as_deref().unwrap_or("");
     let input = RecordInput::parse(&name, email.as_deref().map(|e| e.as_str()), age)
         .map_err(|e| e.to_string())?;
-    let mut sealed = seal(session_keyring, &input).map_err(|e| e.to_string())?;
+    let (mut sealed, key) = if own_keys {
+        let (row, key) = seal_own(session_keyring, &input).map_err(|e| e.to_string())?;
+        (row, Some(key))
+    } else {
+        (
+            seal(session_keyring, &input).map_err(|e| e.to_string())?,
+            None,
+        )
+    };
     sealed.created_at = match row.created_at.as_deref() {
         Some(text) => parse_time(text)
             .ok_or_else(|| "created_at is not a date and time (YYYY-MM-DD HH:MM:SS)".to_owned())?,
         None => now,
     };
-    Ok(sealed)
+    Ok((sealed, key))
 }
 
 fn parse_time(text: &str) -> Option<NaiveDateTime> {
@@ -457,6 +477,41 @@ pub fn adopt(
     options: &AdoptOptions,
     on_progress: &mut dyn FnMut(&AdoptProgress),
 ) -> Result<AdoptReport, AdoptError> {
+    let result = adopt_now(session, map, options, on_progress);
+    // One audit entry per run.
+    let (ok, count, detail) = match &result {
+        Ok(r) => (
+            r.stopped_at.is_none(),
+            Some(i64::try_from(r.adopted).unwrap_or(i64::MAX)),
+            format!(
+                "from {}: {} rows adopted, {} left out",
+                options.source.name(),
+                r.adopted,
+                r.left
+            ),
+        ),
+        Err(AdoptError::App(e)) => (false, None, e.kind().to_owned()),
+        Err(_) => (
+            false,
+            None,
+            format!("from {}: failed", options.source.name()),
+        ),
+    };
+    match super::audit::log(session, super::audit::Op::Adopt, None, count, ok, &detail) {
+        Err(e) if result.is_ok() => Err(AdoptError::App(AppError::Audit {
+            operation: "adoption",
+            cause: e.to_string(),
+        })),
+        _ => result,
+    }
+}
+
+fn adopt_now(
+    session: &mut Session,
+    map: &ColumnMap,
+    options: &AdoptOptions,
+    on_progress: &mut dyn FnMut(&AdoptProgress),
+) -> Result<AdoptReport, AdoptError> {
     let started = Instant::now();
     session.refresh()?;
     legacy::secure_delete(&mut session.db)?;
@@ -480,6 +535,7 @@ pub fn adopt(
     };
     let limit = i64::try_from(options.batch_size.max(1)).unwrap_or(1000);
     let keyring = std::sync::Arc::clone(&session.keyring);
+    let own_keys = session.per_user_keys();
     let now = chrono::Utc::now().naive_utc();
     let mut stamps = StampCache::default();
     let mut cursor = after;
@@ -510,13 +566,15 @@ pub fn adopt(
             let mut batch = SealedBatch {
                 rows: Vec::with_capacity(rows.len()),
                 email_keys: Vec::with_capacity(rows.len()),
+                record_keys: Vec::new(),
                 bad: Vec::new(),
                 seen: rows.len() as u64,
                 last_read: after,
             };
             for row in &rows {
-                match convert(&keyring, source, row, now) {
-                    Ok(sealed) => {
+                match convert(&keyring, own_keys, source, row, now) {
+                    Ok((sealed, key)) => {
+                        batch.record_keys.push(key);
                         batch.email_keys.push(sealed.email_bidx.clone());
                         batch.rows.push((row.id, sealed));
                     }
@@ -574,6 +632,15 @@ fn write(
     on_error: OnBadRow,
 ) -> Result<bool, AdoptError> {
     let mut checked = false;
+    let own_keys = |batch: &SealedBatch| -> Vec<fieldseal::WrappedRecordKey> {
+        batch.record_keys.iter().flatten().cloned().collect()
+    };
+    let stored = own_keys(batch);
+    if !(on_error == OnBadRow::Abort && !batch.bad.is_empty()) && !stored.is_empty() {
+        // Per-user keys: the rows' own keys go into the key store before
+        // the rows.
+        session.store_record_keys(&stored)?;
+    }
     loop {
         if on_error == OnBadRow::Abort && !batch.bad.is_empty() {
             return Ok(true);
@@ -595,6 +662,17 @@ fn write(
             Committed::DuplicateEmail if !checked => {
                 checked = true;
                 reject_existing(session, batch)?;
+                // The refused rows' own keys seal nothing: remove them.
+                let kept: std::collections::HashSet<u64> =
+                    own_keys(batch).iter().map(|k| k.reference).collect();
+                let unused: Vec<u64> = stored
+                    .iter()
+                    .map(|k| k.reference)
+                    .filter(|r| !kept.contains(r))
+                    .collect();
+                if !unused.is_empty() {
+                    session.discard_record_keys(&unused)?;
+                }
             }
             Committed::DuplicateEmail => {
                 return Err(AdoptError::Table(format!(
@@ -624,6 +702,7 @@ fn reject(batch: &mut SealedBatch, reasons: Vec<Option<String>>) {
     }
     retain_flagged(&mut batch.rows, &keep);
     retain_flagged(&mut batch.email_keys, &keep);
+    retain_flagged(&mut batch.record_keys, &keep);
 }
 
 /// Rows whose email repeats an earlier row of the batch.

@@ -70,7 +70,11 @@ pub fn unlock(
         with_conn!(ks, |conn| KeyStore::ensure_audit_key(conn, secret))?;
         with_conn!(ks, |conn| keys.refresh(conn))?;
     }
-    settings::set_setting_once(&mut db, KEYSTORE_SETTING, if separate { SEPARATE } else { HERE })?;
+    settings::set_setting_once(
+        &mut db,
+        KEYSTORE_SETTING,
+        if separate { SEPARATE } else { HERE },
+    )?;
     if created || per_user {
         settings::set_setting_once(&mut db, PER_USER_SETTING, if per_user { "1" } else { "0" })?;
     }

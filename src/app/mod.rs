@@ -14,6 +14,14 @@ pub mod rotate;
 pub use error::AppError;
 pub use record::{Record, RecordInput};
 
+/// [`Session::store_record_keys`], for the importer's writer.
+pub(crate) fn store_record_keys(
+    session: &mut Session,
+    keys: &[fieldseal::WrappedRecordKey],
+) -> Result<(), AppError> {
+    session.store_record_keys(keys)
+}
+
 use crate::store::Db;
 use fieldseal::{KeyStoreSession, Keyring};
 use std::sync::Arc;
@@ -101,6 +109,45 @@ impl Session {
         self.keystore_url.as_ref()
     }
 
+    /// Stores record keys (wrapped) in the key store, retrying a transient
+    /// conflict.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn store_record_keys(
+        &mut self,
+        keys: &[fieldseal::WrappedRecordKey],
+    ) -> Result<(), AppError> {
+        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
+        crate::store::retry::retry(|| {
+            crate::with_conn!(&mut *db, |c| fieldseal::RecordKeys::store(c, keys)).map_err(|e| {
+                match e {
+                    fieldseal::Error::Database(d) => d,
+                    other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+                }
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Removes stored record keys whose rows were refused after the keys
+    /// were stored (they seal nothing).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn discard_record_keys(&mut self, references: &[u64]) -> Result<(), AppError> {
+        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
+        crate::store::retry::retry(|| {
+            crate::with_conn!(&mut *db, |c| fieldseal::RecordKeys::discard(c, references)).map_err(
+                |e| match e {
+                    fieldseal::Error::Database(d) => d,
+                    other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+                },
+            )
+        })?;
+        Ok(())
+    }
+
     /// A new record key, stored (wrapped) in the key store before anything
     /// is sealed under it.
     ///
@@ -108,11 +155,7 @@ impl Session {
     /// Database and key store errors.
     pub fn new_record_key(&mut self) -> Result<fieldseal::RecordKey, AppError> {
         let (key, wrapped) = self.keyring.new_record_key()?;
-        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
-        crate::with_conn!(db, |c| fieldseal::RecordKeys::store(
-            c,
-            std::slice::from_ref(&wrapped)
-        ))?;
+        self.store_record_keys(std::slice::from_ref(&wrapped))?;
         Ok(key)
     }
 
@@ -122,10 +165,7 @@ impl Session {
     ///
     /// # Errors
     /// Database and key store errors; a wrap that does not open.
-    pub fn record_keys(
-        &mut self,
-        references: &[u64],
-    ) -> Result<fieldseal::RecordKeys, AppError> {
+    pub fn record_keys(&mut self, references: &[u64]) -> Result<fieldseal::RecordKeys, AppError> {
         if references.is_empty() {
             return Ok(fieldseal::RecordKeys::new());
         }

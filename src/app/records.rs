@@ -1,5 +1,6 @@
 //! Add, list, find, update, delete and export records.
 
+use super::audit::{self, audited, Op};
 use super::record::{parse_age, parse_email, parse_name};
 use super::{AppError, Record, RecordInput, Session};
 use crate::store::retry::retry;
@@ -127,7 +128,12 @@ fn open_rows(
 ) -> Result<Vec<Result<Record, AppError>>, AppError> {
     let unknown_key = rows
         .iter()
-        .flat_map(|row| [row.name.key_id(), row.email.as_ref().and_then(Sealed::key_id)])
+        .flat_map(|row| {
+            [
+                row.name.key_id(),
+                row.email.as_ref().and_then(Sealed::key_id),
+            ]
+        })
         .flatten()
         .any(|id| !session.keyring.has_key(id));
     if unknown_key {
@@ -176,6 +182,16 @@ fn duplicate_email(existing: Option<i64>) -> AppError {
 /// # Errors
 /// [`AppError::Invalid`] for a duplicate email; database errors.
 pub fn add(session: &mut Session, input: &RecordInput) -> Result<Record, AppError> {
+    audited(
+        session,
+        Op::Add,
+        None,
+        |s| add_now(s, input),
+        |r| (Some(r.id), None, own_key_detail(r.key_id)),
+    )
+}
+
+fn add_now(session: &mut Session, input: &RecordInput) -> Result<Record, AppError> {
     session.refresh()?;
     if let Some(email) = &input.email {
         if let Some(owner) = owner_of(session, email)? {
@@ -215,8 +231,22 @@ pub fn list(
     limit: Option<i64>,
     offset: i64,
 ) -> Result<Vec<Result<Record, AppError>>, AppError> {
-    let rows = users::list(&mut session.db, newest_first, limit, offset)?;
-    open_rows(session, rows)
+    audited(
+        session,
+        Op::List,
+        None,
+        |s| {
+            let rows = users::list(&mut s.db, newest_first, limit, offset)?;
+            open_rows(s, rows)
+        },
+        |rows| {
+            (
+                None,
+                Some(rows.len() as i64),
+                format!("from offset {offset}"),
+            )
+        },
+    )
 }
 
 /// Records whose name equals `name` after normalization (case, width and
@@ -225,6 +255,16 @@ pub fn list(
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, AppError> {
+    audited(
+        session,
+        Op::Find,
+        None,
+        |s| find_by_name_now(s, name),
+        found("by name"),
+    )
+}
+
+fn find_by_name_now(session: &mut Session, name: &str) -> Result<Vec<Record>, AppError> {
     session.refresh()?;
     let bidx = session.keyring.blind_indexes::<UserName>(name);
     let rows = users::by_name_bidx(&mut session.db, &bidx)?;
@@ -236,6 +276,16 @@ pub fn find_by_name(session: &mut Session, name: &str) -> Result<Vec<Record>, Ap
 /// # Errors
 /// Database, crypto or decryption errors.
 pub fn find_by_email(session: &mut Session, email: &str) -> Result<Vec<Record>, AppError> {
+    audited(
+        session,
+        Op::Find,
+        None,
+        |s| find_by_email_now(s, email),
+        found("by email"),
+    )
+}
+
+fn find_by_email_now(session: &mut Session, email: &str) -> Result<Vec<Record>, AppError> {
     session.refresh()?;
     let bidx = session.keyring.blind_indexes::<UserEmail>(email);
     let rows = users::by_email_bidx(&mut session.db, &bidx)?;
@@ -278,6 +328,16 @@ pub struct Changes<'a> {
 /// when other writers kept changing the record, decryption and database
 /// errors. Nothing is written when any of them occurs.
 pub fn update(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<Record, AppError> {
+    audited(
+        session,
+        Op::Update,
+        Some(id),
+        |s| update_now(s, id, changes),
+        |r| (Some(r.id), None, changed_fields(changes)),
+    )
+}
+
+fn update_now(session: &mut Session, id: i64, changes: &Changes<'_>) -> Result<Record, AppError> {
     let parsed = ParsedChanges::parse(changes)?;
     session.refresh()?;
     for _ in 0..UPDATE_ATTEMPTS {
@@ -311,6 +371,25 @@ pub enum Edited {
 /// # Errors
 /// As [`update`].
 pub fn update_if_same(
+    session: &mut Session,
+    seen: &Record,
+    changes: &Changes<'_>,
+) -> Result<Edited, AppError> {
+    audited(
+        session,
+        Op::Update,
+        Some(seen.id),
+        |s| update_if_same_now(s, seen, changes),
+        |edited| match edited {
+            Edited::Done(_) => (None, None, changed_fields(changes)),
+            Edited::ChangedMeanwhile(_) => {
+                (None, Some(0), "changed meanwhile; nothing written".into())
+            }
+        },
+    )
+}
+
+fn update_if_same_now(
     session: &mut Session,
     seen: &Record,
     changes: &Changes<'_>,
@@ -391,8 +470,12 @@ fn write_changes(
         ),
         None => None,
     };
-    let (sealed_name, name_bidx, sealed_email, email_bidx) =
-        seal_fields(&session.keyring, own_key, &record.name, record.email.as_deref())?;
+    let (sealed_name, name_bidx, sealed_email, email_bidx) = seal_fields(
+        &session.keyring,
+        own_key,
+        &record.name,
+        record.email.as_deref(),
+    )?;
     record.key_id = own.map_or(i64::from(session.keyring.active_key_id()), |_| OWN_KEY);
     let update = UserChanges {
         name: sealed_name,
@@ -423,10 +506,119 @@ const UPDATE_ATTEMPTS: usize = 5;
 /// # Errors
 /// [`AppError::NotFound`]; database errors.
 pub fn delete(session: &mut Session, id: i64) -> Result<(), AppError> {
+    audited(
+        session,
+        Op::Delete,
+        Some(id),
+        |s| delete_now(s, id),
+        |()| (None, None, String::new()),
+    )
+}
+
+fn delete_now(session: &mut Session, id: i64) -> Result<(), AppError> {
     match retry(|| users::delete(&mut session.db, id))? {
         0 => Err(AppError::NotFound(id)),
         _ => Ok(()),
     }
+}
+
+/// The audit detail of a record written: under its own key or not.
+fn own_key_detail(key_id: i64) -> String {
+    if key_id == OWN_KEY {
+        "own key".into()
+    } else {
+        format!("data key {key_id}")
+    }
+}
+
+/// The audit description of a find: how it searched and how many it found.
+fn found(how: &'static str) -> impl FnOnce(&Vec<Record>) -> (Option<i64>, Option<i64>, String) {
+    move |records| {
+        let one = (records.len() == 1).then(|| records[0].id);
+        (one, Some(records.len() as i64), how.to_owned())
+    }
+}
+
+/// Which fields an update changes (names of fields, never values).
+fn changed_fields(changes: &Changes<'_>) -> String {
+    let fields: Vec<&str> = [
+        changes.name.map(|_| "name"),
+        changes.email.map(|_| "email"),
+        changes.age.map(|_| "age"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if fields.is_empty() {
+        "no change".into()
+    } else {
+        format!("changed {}", fields.join(", "))
+    }
+}
+
+/// How [`forget`] erased a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgotten {
+    /// The record's own key was destroyed and its row deleted: no copy of
+    /// its values, in this database or in a backup of it, opens again.
+    KeyDestroyed,
+    /// The record had no key of its own (sealed under the keyring's data
+    /// key): its row is deleted, and backups still hold it.
+    RowOnly,
+}
+
+/// Forgets a record (the right to erasure): destroys its own key in the
+/// key store first, then deletes its row, and records it in the audit
+/// trail. Safe to run again after a failure: a record whose key is gone
+/// and whose row is still there (a restored backup) is deleted.
+///
+/// # Errors
+/// [`AppError::NotFound`]; database and key store errors.
+pub fn forget(session: &mut Session, id: i64) -> Result<Forgotten, AppError> {
+    audited(
+        session,
+        Op::Forget,
+        Some(id),
+        |s| forget_now(s, id),
+        |f| {
+            let detail = match f {
+                Forgotten::KeyDestroyed => "own key destroyed, row deleted",
+                Forgotten::RowOnly => "row deleted; no own key, so backups still hold it",
+            };
+            (None, None, detail.to_owned())
+        },
+    )
+}
+
+fn forget_now(session: &mut Session, id: i64) -> Result<Forgotten, AppError> {
+    let row = users::get(&mut session.db, id)?.ok_or(AppError::NotFound(id))?;
+    let refs = record_key_refs([(&row.name, row.email.as_ref())]);
+    // The key first: if the row's deletion then fails, the record is
+    // already unreadable everywhere, and running forget again deletes it.
+    for &reference in &refs {
+        let mut attempt = 0;
+        loop {
+            match crate::with_conn!(session.keystore_db(), |c| {
+                fieldseal::RecordKeys::destroy(c, reference)
+            }) {
+                Ok(_) => break,
+                Err(fieldseal::Error::Database(e))
+                    if crate::store::retry::is_transient(&e)
+                        && attempt + 1 < crate::store::retry::ATTEMPTS =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 << attempt.min(6)));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    retry(|| users::delete(&mut session.db, id))?;
+    Ok(if refs.is_empty() {
+        Forgotten::RowOnly
+    } else {
+        Forgotten::KeyDestroyed
+    })
 }
 
 /// How many records there are.
@@ -445,6 +637,26 @@ pub fn count(session: &mut Session) -> Result<i64, AppError> {
 /// # Errors
 /// Decryption, database and I/O errors.
 pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result<u64, ExportError> {
+    let result = export_now(session, out);
+    let (ok, count, detail) = match &result {
+        Ok(n) => (
+            true,
+            Some(i64::try_from(*n).unwrap_or(i64::MAX)),
+            "CSV".to_owned(),
+        ),
+        Err(ExportError::App(e)) => (false, None, e.kind().to_owned()),
+        Err(_) => (false, None, "cannot write the CSV".to_owned()),
+    };
+    match audit::log(session, Op::Export, None, count, ok, &detail) {
+        Err(e) if result.is_ok() => Err(ExportError::App(AppError::Audit {
+            operation: Op::Export.as_str(),
+            cause: e.to_string(),
+        })),
+        _ => result,
+    }
+}
+
+fn export_now<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result<u64, ExportError> {
     const PAGE: i64 = 5_000;
     // Keys added by a rotation since this session unlocked are needed to
     // read the rows it re-encrypted.

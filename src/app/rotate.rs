@@ -13,6 +13,7 @@
 //! Every row decrypts at every moment: old keys stay in the keyring, and
 //! the new key is stored before any row uses it.
 
+use super::audit::{audited, Op};
 use super::records::open_field;
 use super::{AppError, Session};
 use crate::store::locks::{self, Lease};
@@ -100,8 +101,7 @@ pub fn status(session: &mut Session) -> Result<KeyStatus, AppError> {
         .map(|k| k.id)
         .max();
     let kdf = with_conn!(session.keystore_db(), |c| KeyStore::kdf_params(c))?;
-    let (record_keys, erased_keys) =
-        with_conn!(session.keystore_db(), |c| RecordKeys::count(c))?;
+    let (record_keys, erased_keys) = with_conn!(session.keystore_db(), |c| RecordKeys::count(c))?;
     let own_key_rows = counts
         .iter()
         .find(|(id, _, _)| *id == users::OWN_KEY)
@@ -160,9 +160,23 @@ pub fn rotate(
     batch_size: usize,
     on_progress: &mut dyn FnMut(&RotateProgress),
 ) -> Result<RotateReport, AppError> {
-    with_lease(session, |session, lease| {
-        rotate_data(session, lease, batch_size, on_progress)
-    })
+    audited(
+        session,
+        Op::Rotate,
+        None,
+        |s| with_lease(s, |s, lease| rotate_data(s, lease, batch_size, on_progress)),
+        |r| {
+            let detail = format!(
+                "to data key {}: {} rows re-encrypted, {} own keys re-wrapped",
+                r.active, r.rewritten, r.rewrapped
+            );
+            (
+                None,
+                Some(i64::try_from(r.rewritten + r.rewrapped).unwrap_or(i64::MAX)),
+                detail,
+            )
+        },
+    )
 }
 
 fn rotate_data(
@@ -256,9 +270,24 @@ pub fn rotate_index(
     batch_size: usize,
     on_progress: &mut dyn FnMut(&RotateProgress),
 ) -> Result<RotateReport, AppError> {
-    with_lease(session, |session, lease| {
-        rotate_index_keys(session, lease, batch_size, on_progress)
-    })
+    audited(
+        session,
+        Op::Rotate,
+        None,
+        |s| {
+            with_lease(s, |s, lease| {
+                rotate_index_keys(s, lease, batch_size, on_progress)
+            })
+        },
+        |r| {
+            let detail = format!("to index key {}: {} rows re-indexed", r.active, r.rewritten);
+            (
+                None,
+                Some(i64::try_from(r.rewritten).unwrap_or(i64::MAX)),
+                detail,
+            )
+        },
+    )
 }
 
 fn rotate_index_keys(
@@ -609,7 +638,8 @@ impl Pass for IndexPass {
         session: &mut Session,
         rows: &[Self::Row],
     ) -> Result<RecordKeys, AppError> {
-        let refs = super::records::record_key_refs(rows.iter().map(|r| (&r.name, r.email.as_ref())));
+        let refs =
+            super::records::record_key_refs(rows.iter().map(|r| (&r.name, r.email.as_ref())));
         session.record_keys(&refs)
     }
 
@@ -685,11 +715,19 @@ fn another_pass(pending: i64, pass: u32, command: &str) -> Result<bool, AppError
 /// [`AppError::Crypto`] with [`fieldseal::Error::WrongMasterKey`] when the key
 /// store changed master meanwhile; nothing changes then.
 pub fn change_master(session: &mut Session, new: &MasterSecret) -> Result<(), AppError> {
-    let (ks, master) = session.keystore_and_master();
-    Ok(with_conn!(ks, |c| KeyStore::change_master(
-        c,
-        master,
-        new,
-        KdfParams::default()
-    ))?)
+    audited(
+        session,
+        Op::ChangePassphrase,
+        None,
+        |s| {
+            let (ks, master) = s.keystore_and_master();
+            Ok(with_conn!(ks, |c| KeyStore::change_master(
+                c,
+                master,
+                new,
+                KdfParams::default()
+            ))?)
+        },
+        |()| (None, None, "keys re-wrapped".into()),
+    )
 }

@@ -3,7 +3,9 @@
 use super::output::print_records;
 use super::{AddArgs, Command, DeleteArgs, ExportArgs, FindArgs, ListArgs, UpdateArgs};
 use anyhow::{bail, Context as _};
+use fieldseal_tool::app::records::Forgotten;
 use fieldseal_tool::app::records::{self, Changes};
+use fieldseal_tool::app::AppError;
 use fieldseal_tool::app::{RecordInput, Session};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -16,6 +18,8 @@ pub fn run(session: &mut Session, command: Command) -> anyhow::Result<ExitCode> 
         Command::Find(args) => find(session, args),
         Command::Update(args) => update(session, args),
         Command::Delete(args) => delete(session, args),
+        Command::Forget(args) => forget(session, args),
+        Command::Audit(args) => super::audit::run(session, args),
         Command::Export(args) => export(session, args),
         Command::Import(args) => super::import::run(session, &args),
         Command::Repl | Command::Keys { .. } | Command::Completions { .. } | Command::Adopt(_) => {
@@ -96,6 +100,42 @@ fn delete(session: &mut Session, args: DeleteArgs) -> anyhow::Result<ExitCode> {
     records::delete(session, args.id)?;
     eprintln!("Deleted record {}.", args.id);
     Ok(ExitCode::SUCCESS)
+}
+
+fn forget(session: &mut Session, args: DeleteArgs) -> anyhow::Result<ExitCode> {
+    // A record whose key is gone already (a restored backup) can still be
+    // forgotten: its row is deleted.
+    let shown = match records::get(session, args.id) {
+        Ok(record) => format!("record {} ({})", record.id, record.name),
+        Err(AppError::Erased(id)) => format!("record {id} (already erased)"),
+        Err(e) => return Err(e.into()),
+    };
+    if !args.yes && std::io::stdin().is_terminal() {
+        let question = format!(
+            "Forget {shown}? Its key is destroyed: it cannot be read again, from this database              or from any backup"
+        );
+        if !confirm(&question)? {
+            eprintln!("Nothing forgotten.");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    eprintln!(
+        "{}",
+        forgotten_message(args.id, records::forget(session, args.id)?)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `forget` says it did (also the prompt's).
+pub fn forgotten_message(id: i64, how: Forgotten) -> String {
+    match how {
+        Forgotten::KeyDestroyed => format!(
+            "Forgot record {id}: its key is destroyed and its row deleted. Copies of it in              backups of the data no longer open."
+        ),
+        Forgotten::RowOnly => format!(
+            "Deleted record {id}. It had no key of its own (per-user keys were off when it was              written), so backups taken before now still hold it, readable with the keyring."
+        ),
+    }
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

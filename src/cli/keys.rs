@@ -85,6 +85,14 @@ pub fn print_status(session: &mut Session) -> anyhow::Result<()> {
         Some(v) => println!("Blind-index key: version {v}."),
         None => println!("No blind-index key."),
     }
+    println!(
+        "Per-user keys: {}. {} record(s) sealed under their own key; {} own key(s) in the key \
+         store, {} erased.",
+        if status.per_user { "on" } else { "off" },
+        status.own_key_rows,
+        status.record_keys,
+        status.erased_keys
+    );
     let kdf = status.kdf;
     println!(
         "Passphrase stretching: Argon2id, {} MiB, {} iterations, {} lane(s).",
@@ -184,6 +192,12 @@ fn rotate_keys(session: &mut Session, batch_size: usize) -> anyhow::Result<()> {
         "Re-encrypted {} rows in {secs:.2} s ({rate:.0} rows/s).",
         report.rewritten
     );
+    if report.rewrapped > 0 {
+        eprintln!(
+            "Re-wrapped {} records' own keys under it; their rows were not touched.",
+            report.rewrapped
+        );
+    }
     if report.raced > 0 {
         eprintln!(
             "{} rows were changed by another writer meanwhile; their new values were kept.",

@@ -2,6 +2,7 @@
 //! command calls a service in `fieldseal_tool::app`.
 
 mod adopt;
+mod audit;
 mod commands;
 pub mod import;
 pub mod keys;
@@ -47,6 +48,11 @@ enum Command {
     Update(UpdateArgs),
     /// Delete a record
     Delete(DeleteArgs),
+    /// Erase a record for good: destroy its own key (per-user keys), delete
+    /// its row, and record it in the audit trail
+    Forget(DeleteArgs),
+    /// Show the audit trail, or check it: fieldseal audit verify
+    Audit(audit::AuditArgs),
     /// Export all records, decrypted, as CSV (name,email,age)
     Export(ExportArgs),
     /// Import records from a CSV file with a header name,email,age

@@ -34,6 +34,7 @@ Commands (or press Enter on an empty line for the menu):
   find NAME           find records by name (find ADDRESS with an @ searches emails)
   email ADDRESS       find the record with this email
   delete ID           delete a record (asks first)
+  forget ID           erase a record for good: destroy its key, delete it (asks first)
   import FILE         import records from a CSV file (name,email,age)
   export FILE         export all records, decrypted, as CSV
   keys                key status
@@ -52,6 +53,7 @@ const MENU: &[(&str, Action)] = &[
     ("Find by name", Action::FindName(None)),
     ("Find by email", Action::FindEmail(None)),
     ("Delete a record", Action::Delete(None)),
+    ("Forget a record", Action::Forget(None)),
     ("Import a CSV file", Action::Import(None)),
     ("Export to CSV", Action::Export(None)),
     ("Key status", Action::KeyStatus),
@@ -73,6 +75,7 @@ enum Action {
     FindName(Option<String>),
     FindEmail(Option<String>),
     Delete(Option<String>),
+    Forget(Option<String>),
     Export(Option<String>),
     Import(Option<String>),
     KeyStatus,
@@ -204,6 +207,7 @@ fn parse(line: &str) -> Action {
         },
         "email" => Action::FindEmail(arg),
         "delete" | "del" | "rm" => Action::Delete(arg),
+        "forget" => Action::Forget(arg),
         "export" => Action::Export(arg),
         "import" => Action::Import(arg),
         "keys" => Action::KeyStatus,
@@ -273,6 +277,7 @@ fn perform(
             show_found(records::find_by_email(session, &email)?, "email")
         }
         Action::Delete(id) => delete(session, theme, id),
+        Action::Forget(id) => forget(session, theme, id),
         Action::Export(file) => {
             let file = match file {
                 Some(f) => f,
@@ -623,6 +628,38 @@ fn delete(session: &mut Session, theme: &ColorfulTheme, id: Option<String>) -> a
     }
     records::delete(session, id)?;
     println!("Deleted record {id}.");
+    Ok(())
+}
+
+fn forget(session: &mut Session, theme: &ColorfulTheme, id: Option<String>) -> anyhow::Result<()> {
+    let id = ask_id(theme, "Id of the record to forget", id)?;
+    let shown = match records::get(session, id) {
+        Ok(record) => format!(
+            "record {id} ({}{}, age {})",
+            record.name,
+            record
+                .email
+                .as_deref()
+                .map(|e| format!(", {e}"))
+                .unwrap_or_default(),
+            record.age
+        ),
+        Err(fieldseal_tool::app::AppError::Erased(_)) => format!("record {id} (already erased)"),
+        Err(e) => return Err(e.into()),
+    };
+    let confirmed = Confirm::with_theme(theme)
+        .with_prompt(format!(
+            "Forget {shown}? Its key is destroyed: it cannot be read again, here or from a backup"
+        ))
+        .default(false)
+        .wait_for_newline(true)
+        .interact_opt()?;
+    if confirmed != Some(true) {
+        println!("Nothing forgotten.");
+        return Ok(());
+    }
+    let how = records::forget(session, id)?;
+    println!("{}", super::commands::forgotten_message(id, how));
     Ok(())
 }
 

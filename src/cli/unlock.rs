@@ -41,8 +41,8 @@ pub fn keystore() -> anyhow::Result<Option<(Db, DbUrl)>> {
     else {
         return Ok(None);
     };
-    let url = DbUrl::parse(Some(&value))
-        .map_err(|e| anyhow::anyhow!("FIELDSEAL_KEYSTORE_URL: {e}"))?;
+    let url =
+        DbUrl::parse(Some(&value)).map_err(|e| anyhow::anyhow!("FIELDSEAL_KEYSTORE_URL: {e}"))?;
     let db = keys::connect_keystore(&url)?;
     Ok(Some((db, url)))
 }

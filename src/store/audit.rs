@@ -115,7 +115,11 @@ pub fn page(db: &mut Db, after: i64, limit: i64) -> QueryResult<Vec<EntryRow>> {
 ///
 /// # Errors
 /// Database errors.
-pub fn select(db: &mut Db, record: Option<i64>, since_ms: Option<i64>) -> QueryResult<Vec<EntryRow>> {
+pub fn select(
+    db: &mut Db,
+    record: Option<i64>,
+    since_ms: Option<i64>,
+) -> QueryResult<Vec<EntryRow>> {
     with_conn!(db, |conn| {
         let mut query = fieldseal_audit::table
             .select(EntryRow::as_select())

@@ -17,9 +17,14 @@ use std::process::Stdio;
 fn session(tool: &Tool) -> Session {
     let url = DbUrl::parse(Some(&tool.db.url)).unwrap();
     let db = keys::connect(&url).unwrap();
-    keys::unlock(db, &MasterSecret::Passphrase(Passphrase::new(PASS.into())))
-        .unwrap()
-        .0
+    keys::unlock(
+        db,
+        None,
+        &MasterSecret::Passphrase(Passphrase::new(PASS.into())),
+        false,
+    )
+    .unwrap()
+    .0
 }
 
 fn sql(tool: &Tool, statements: &str) {

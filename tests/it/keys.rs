@@ -14,9 +14,14 @@ use std::process::Stdio;
 fn session(tool: &Tool, pass: &str) -> Session {
     let url = DbUrl::parse(Some(&tool.db.url)).unwrap();
     let db = keys::connect(&url).unwrap();
-    keys::unlock(db, &MasterSecret::Passphrase(Passphrase::new(pass.into())))
-        .unwrap()
-        .0
+    keys::unlock(
+        db,
+        None,
+        &MasterSecret::Passphrase(Passphrase::new(pass.into())),
+        false,
+    )
+    .unwrap()
+    .0
 }
 
 fn seed(tool: &Tool, rows: usize) {
@@ -44,7 +49,8 @@ fn assert_all_under(tool: &Tool, key: u32) -> usize {
         if let Some(email) = &row.email {
             assert_eq!(email.key_id(), Some(key), "row {} email", row.id);
         }
-        records::open(&s.keyring, row.clone()).expect("every row decrypts");
+        records::open(&s.keyring, &fieldseal::RecordKeys::new(), row.clone())
+            .expect("every row decrypts");
     }
     rows.len()
 }
@@ -386,6 +392,7 @@ fn keyring_migrations_are_the_library_schema() {
         let migrations: String = [
             "2026-11-23-000001_keyring",
             "2026-11-30-000005_keystore_integrity",
+            "2026-11-30-000007_record_keys",
         ]
         .iter()
         .map(|m| std::fs::read_to_string(format!("{root}/migrations/{dir}/{m}/up.sql")).unwrap())

@@ -3,6 +3,7 @@
 
 mod adopt;
 mod cli;
+mod erasure;
 mod galera;
 mod hardening;
 mod import;

@@ -32,7 +32,7 @@ fn spawn_with(db: &TestDb, dir: &std::path::Path, args: &str, pass: Option<&str>
     if let Some(pass) = pass {
         cmd.env("FIELDSEAL_PASSPHRASE", pass);
     }
-    spawn_command(cmd, Some(15_000)).expect("spawn fieldseal in a pty")
+    spawn_command(cmd, Some(60_000)).expect("spawn fieldseal in a pty")
 }
 
 fn session(db: &TestDb) -> Session {
@@ -40,7 +40,9 @@ fn session(db: &TestDb) -> Session {
     let conn = keys::connect(&url).unwrap();
     keys::unlock(
         conn,
+        None,
         &MasterSecret::Passphrase(Passphrase::new(PASS.into())),
+        false,
     )
     .unwrap()
     .0
@@ -487,12 +489,16 @@ fn key_operations_from_the_menu() {
     let url = DbUrl::parse(Some(&db.url)).unwrap();
     let old = keys::unlock(
         keys::connect(&url).unwrap(),
+        None,
         &MasterSecret::Passphrase(Passphrase::new(PASS.into())),
+        false,
     );
     assert!(old.is_err(), "the old passphrase no longer opens it");
     let (mut s, _) = keys::unlock(
         keys::connect(&url).unwrap(),
+        None,
         &MasterSecret::Passphrase(Passphrase::new(new.into())),
+        false,
     )
     .unwrap();
     assert_eq!(s.keyring.active_key_id(), 2);

@@ -157,8 +157,8 @@ pub use crate::error::{
     decrypt_error, DecryptError, DecryptErrorKind, Error, KeyStoreError, Result,
 };
 pub use crate::keystore::{
-    schema_sql, KeyInfo, KeyStore, KeyStoreConnection, KeyStoreSession, SqlDialect, PURPOSE_AUDIT,
-    PURPOSE_DATA, PURPOSE_INDEX, RewrapStep, STATE_ACTIVE, STATE_DECRYPT_ONLY, STATE_RETIRED,
+    schema_sql, KeyInfo, KeyStore, KeyStoreConnection, KeyStoreSession, RewrapStep, SqlDialect,
+    PURPOSE_AUDIT, PURPOSE_DATA, PURPOSE_INDEX, STATE_ACTIVE, STATE_DECRYPT_ONLY, STATE_RETIRED,
 };
 pub use crate::scope::{
     current_keyring, install_keyring, install_keyring_arc, uninstall_keyring, with_keyring,

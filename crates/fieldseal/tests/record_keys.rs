@@ -99,7 +99,7 @@ backend_tests!(
         let mut calls = 0;
         let n = RecordKeys::rewrap_all(conn, &rotated, 10, &mut |_| {
             calls += 1;
-            Ok(())
+            std::ops::ControlFlow::Continue(())
         })
         .unwrap();
         assert_eq!(n, 24);
@@ -113,9 +113,9 @@ backend_tests!(
         );
         assert_eq!(
             RecordKeys::rewrap_all(conn, &rotated, 10, &mut |_| {
-            std::ops::ControlFlow::Continue(())
-        })
-        .unwrap(),
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap(),
             0
         );
         // The values are as they were, and open through keys wrapped by key 2

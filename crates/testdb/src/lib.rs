@@ -173,6 +173,107 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// A backup of the database as an operator would take one: on MySQL a
+    /// `mariadb-dump --hex-blob` of it, on SQLite the file and its WAL.
+    /// [`TestDb::restore`] puts it back. PostgreSQL is not supported.
+    pub fn backup(&self) -> Backup {
+        match self.backend {
+            Backend::Sqlite => Backup {
+                main: std::fs::read(&self.url).expect("read the SQLite file"),
+                wal: std::fs::read(format!("{}-wal", self.url)).ok(),
+            },
+            Backend::Mysql => {
+                let (user, host, port) = server_parts(&self.admin_url);
+                let out = std::process::Command::new(dump_tool())
+                    .args(["-h", &host, "-P", &port, "-u", &user, "--protocol=tcp"])
+                    .args(["--hex-blob", "--single-transaction", &self.name])
+                    .output()
+                    .expect("run mysqldump");
+                assert!(
+                    out.status.success(),
+                    "mysqldump failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Backup {
+                    main: out.stdout,
+                    wal: None,
+                }
+            }
+            Backend::Postgres => panic!("backup is not implemented for PostgreSQL"),
+        }
+    }
+
+    /// Replaces the database with a [`TestDb::backup`] of it: what a
+    /// restore from last month's backup does.
+    pub fn restore(&self, backup: &Backup) {
+        match self.backend {
+            Backend::Sqlite => {
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", self.url));
+                }
+                std::fs::write(&self.url, &backup.main).expect("write the SQLite file");
+                if let Some(wal) = &backup.wal {
+                    std::fs::write(format!("{}-wal", self.url), wal).expect("write the WAL");
+                }
+            }
+            Backend::Mysql => {
+                let mut admin =
+                    MysqlConnection::establish(&self.admin_url).expect("connect to MySQL");
+                admin
+                    .batch_execute(&format!(
+                        "DROP DATABASE `{0}`; CREATE DATABASE `{0}` CHARACTER SET utf8mb4 \
+                         COLLATE utf8mb4_bin",
+                        self.name
+                    ))
+                    .expect("recreate the database");
+                let (user, host, port) = server_parts(&self.admin_url);
+                let client = if dump_tool() == "mariadb-dump" {
+                    "mariadb"
+                } else {
+                    "mysql"
+                };
+                let mut child = std::process::Command::new(client)
+                    .args([
+                        "-h",
+                        &host,
+                        "-P",
+                        &port,
+                        "-u",
+                        &user,
+                        "--protocol=tcp",
+                        &self.name,
+                    ])
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run the mysql client");
+                {
+                    use std::io::Write;
+                    let mut stdin = child.stdin.take().expect("stdin");
+                    stdin.write_all(&backup.main).expect("feed the dump");
+                }
+                assert!(child.wait().expect("wait").success(), "restore failed");
+            }
+            Backend::Postgres => panic!("restore is not implemented for PostgreSQL"),
+        }
+    }
+}
+
+/// A copy of a database taken by [`TestDb::backup`].
+pub struct Backup {
+    main: Vec<u8>,
+    wal: Option<Vec<u8>>,
+}
+
+impl Backup {
+    /// The backup's bytes (the dump, or the SQLite file and its WAL).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut all = self.main.clone();
+        all.extend(self.wal.iter().flatten());
+        all
+    }
+}
+
 fn dump_tool() -> &'static str {
     let which = |tool: &str| {
         std::env::var_os("PATH")

@@ -79,6 +79,28 @@ pub enum ImportErrorKind {
     App(AppError),
 }
 
+impl ImportErrorKind {
+    /// A short fixed description for the audit trail (never a value from
+    /// the file).
+    pub fn audit_kind(&self) -> &'static str {
+        match self {
+            ImportErrorKind::IsADirectory | ImportErrorKind::Io(_) => "cannot read the file",
+            ImportErrorKind::Empty
+            | ImportErrorKind::HeaderNotUtf8 { .. }
+            | ImportErrorKind::UnknownColumn { .. }
+            | ImportErrorKind::DuplicateColumn { .. }
+            | ImportErrorKind::MissingColumns(_)
+            | ImportErrorKind::Csv(_) => "the file is not a usable CSV",
+            ImportErrorKind::AlreadyImported { .. } => "already imported",
+            ImportErrorKind::PartlyImported { .. } => "partly imported before",
+            ImportErrorKind::IndexRotationPending => "index rotation pending",
+            ImportErrorKind::ConcurrentEmail { .. } => "concurrent writer took an email",
+            ImportErrorKind::Rejects(_) => "cannot write the rejects file",
+            ImportErrorKind::App(e) => e.kind(),
+        }
+    }
+}
+
 impl ImportError {
     pub(crate) fn new(kind: ImportErrorKind, path: &Path) -> Self {
         ImportError {

@@ -97,17 +97,21 @@ impl Default for ImportOptions {
 /// Turns a validated record into the row to insert: seals its fields and
 /// computes its blind indexes. Runs on the reader thread.
 pub trait RecordSealer: Sync {
-    /// The row for `input`.
+    /// The row for `input`, and the record's own key when it has one
+    /// (per-user keys), to store in the key store before the row.
     ///
     /// # Errors
     /// When sealing fails (no index key); the import stops.
-    fn seal(&self, input: &RecordInput) -> Result<NewUserRow, AppError>;
+    fn seal(&self, input: &RecordInput) -> Result<Sealed, AppError>;
 }
+
+/// A sealed row and, with per-user keys, its record's wrapped key.
+pub type Sealed = (NewUserRow, Option<fieldseal::WrappedRecordKey>);
 
 /// The importer's sealer: the session's keyring, passed explicitly.
 impl RecordSealer for Keyring {
-    fn seal(&self, input: &RecordInput) -> Result<NewUserRow, AppError> {
-        seal(self, input)
+    fn seal(&self, input: &RecordInput) -> Result<Sealed, AppError> {
+        Ok((seal(self, input)?, None))
     }
 }
 
@@ -169,14 +173,53 @@ pub fn import(
     on_progress: &mut dyn FnMut(&Progress),
 ) -> Result<ImportReport, ImportError> {
     let keyring = std::sync::Arc::clone(&session.keyring);
-    import_with(
-        session,
-        keyring.as_ref(),
-        path,
-        options,
-        rejects,
-        on_progress,
-    )
+    let own = OwnKeys(keyring.as_ref());
+    let sealer: &dyn RecordSealer = if session.per_user_keys() {
+        &own
+    } else {
+        keyring.as_ref()
+    };
+    let result = import_with(session, sealer, path, options, rejects, on_progress);
+    // One audit entry per run, not one per row.
+    let (ok, count, detail) = match &result {
+        Ok(r) => (
+            r.stopped_at.is_none() && !r.interrupted,
+            Some(i64::try_from(r.inserted).unwrap_or(i64::MAX)),
+            format!(
+                "{} rows inserted, {} rejected{}{}",
+                r.inserted,
+                r.rejected,
+                if r.stopped_at.is_some() {
+                    "; stopped at a bad line"
+                } else {
+                    ""
+                },
+                if r.interrupted { "; interrupted" } else { "" }
+            ),
+        ),
+        Err(e) => (false, None, e.kind().audit_kind().to_owned()),
+    };
+    match super::audit::log(session, super::audit::Op::Import, None, count, ok, &detail) {
+        Err(e) if result.is_ok() => Err(ImportError::new(
+            ImportErrorKind::App(AppError::Audit {
+                operation: "import",
+                cause: e.to_string(),
+            }),
+            path,
+        )),
+        _ => result,
+    }
+}
+
+/// The importer's sealer with per-user keys: each record under a new key
+/// of its own, returned wrapped for the key store.
+struct OwnKeys<'a>(&'a Keyring);
+
+impl RecordSealer for OwnKeys<'_> {
+    fn seal(&self, input: &RecordInput) -> Result<Sealed, AppError> {
+        let (row, key) = super::records::seal_own(self.0, input)?;
+        Ok((row, Some(key)))
+    }
 }
 
 /// [`import`] with another [`RecordSealer`] (the benchmark measures the

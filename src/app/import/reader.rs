@@ -8,7 +8,6 @@ use super::RecordSealer;
 use crate::app::record::{parse_age, parse_email, parse_name};
 use crate::app::RecordInput;
 use crate::store::imports::BatchRows;
-use crate::store::users::NewUserRow;
 use std::collections::VecDeque;
 use std::io::Read;
 use std::path::PathBuf;
@@ -134,6 +133,9 @@ pub(super) struct Batch {
     /// The rows as the bulk loader sends them, when the reader's
     /// [`ReaderSetup::prepare`] encoded them; cleared when a row leaves.
     pub encoded: Option<Vec<u8>>,
+    /// Each row's own key, wrapped (per-user keys), stored in the key
+    /// store before the batch.
+    pub record_keys: Vec<Option<fieldseal::WrappedRecordKey>>,
 }
 
 impl Batch {
@@ -149,10 +151,16 @@ impl Batch {
             bytes: 0,
             read: 0,
             encoded: None,
+            record_keys: Vec::new(),
         }
     }
 
-    fn push(&mut self, row: NewUserRow, line: u64, record: &csv::ByteRecord) {
+    fn push(&mut self, sealed: super::Sealed, line: u64, record: &csv::ByteRecord) {
+        let (row, key) = sealed;
+        if key.is_some() || !self.record_keys.is_empty() {
+            self.record_keys.resize(self.rows.len(), None);
+            self.record_keys.push(key);
+        }
         self.email_keys.push(row.email_bidx.clone());
         self.rows.push(row);
         self.lines.push(line);

@@ -79,6 +79,7 @@ impl Writer<'_> {
     /// written; `report.stopped_at` says where).
     fn commit(&mut self, batch: &mut Batch) -> Result<bool, ImportError> {
         let mut checked_existing = false;
+        let mut keys_stored = false;
         loop {
             batch.rejections.sort_by_key(|r| r.line);
             if self.on_error == OnError::Abort {
@@ -86,6 +87,18 @@ impl Writer<'_> {
                     self.report.stopped_at = Some(first.clone());
                     return Ok(false);
                 }
+            }
+            if !keys_stored {
+                // Per-user keys: the rows' own keys go into the key store
+                // before the rows (a key without its row seals nothing; a
+                // row without its key would never open).
+                let keys: Vec<fieldseal::WrappedRecordKey> =
+                    batch.record_keys.iter().flatten().cloned().collect();
+                if !keys.is_empty() {
+                    crate::app::store_record_keys(self.session, &keys)
+                        .map_err(|e| ImportError::new(ImportErrorKind::App(e), self.path))?;
+                }
+                keys_stored = true;
             }
             let mut next = self.progress.clone();
             next.records_done =
@@ -112,8 +125,18 @@ impl Writer<'_> {
                     let keys: Vec<Vec<u8>> = batch.email_keys.iter().flatten().cloned().collect();
                     let existing = imports::existing_email_bidx(&mut self.session.db, &keys)
                         .map_err(|e| self.app_error(e))?;
+                    let stored = own_key_refs(batch);
                     reject_existing(batch, &existing.into_iter().collect());
                     checked_existing = true;
+                    // The refused rows' own keys seal nothing: remove them.
+                    let kept = own_key_refs(batch);
+                    let unused: Vec<u64> =
+                        stored.into_iter().filter(|r| !kept.contains(r)).collect();
+                    if !unused.is_empty() {
+                        self.session
+                            .discard_record_keys(&unused)
+                            .map_err(|e| ImportError::new(ImportErrorKind::App(e), self.path))?;
+                    }
                 }
                 Committed::DuplicateEmail => {
                     return Err(ImportError::new(
@@ -131,6 +154,16 @@ impl Writer<'_> {
     fn app_error(&self, e: diesel::result::Error) -> ImportError {
         ImportError::new(ImportErrorKind::App(e.into()), self.path)
     }
+}
+
+/// The references of a batch's own keys (per-user keys).
+fn own_key_refs(batch: &Batch) -> std::collections::HashSet<u64> {
+    batch
+        .record_keys
+        .iter()
+        .flatten()
+        .map(|k| k.reference)
+        .collect()
 }
 
 /// Rejects rows whose email repeats an earlier line of the same batch
@@ -205,6 +238,7 @@ fn reject_rows(batch: &mut Batch, reasons: Vec<Option<String>>) {
     retain_flagged(&mut batch.lines, &keep);
     retain_flagged(&mut batch.email_keys, &keep);
     retain_flagged(&mut batch.raw, &keep);
+    retain_flagged(&mut batch.record_keys, &keep);
 }
 
 #[cfg(test)]

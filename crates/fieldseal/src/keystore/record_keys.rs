@@ -64,6 +64,19 @@ impl RecordKeys {
         Ok(keys)
     }
 
+    /// Removes stored record keys that sealed nothing that was kept (the
+    /// rows they were made for were refused after the keys were stored).
+    /// Not an erasure: use [`RecordKeys::destroy`] for a key whose values
+    /// may exist anywhere.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub fn discard<C: KeyStoreConnection>(conn: &mut C, references: &[u64]) -> Result<()> {
+        let ids: Vec<i64> = references.iter().copied().map(to_id).collect();
+        conn.delete_record_keys(&ids)?;
+        Ok(())
+    }
+
     /// Destroys a record key: its wrapped copy is overwritten with NULL
     /// and the row kept as a tombstone, so a value sealed under it (in the
     /// database or any backup of it) opens as "erased" from now on. A

@@ -173,6 +173,8 @@ pub(crate) mod sealed {
         fn insert_record_keys(&mut self, rows: &[RecordKeyRow]) -> QueryResult<()>;
         /// The record keys with these references (wrapped or erased).
         fn load_record_keys(&mut self, ids: &[i64]) -> QueryResult<Vec<RecordKeyRow>>;
+        /// Deletes record keys outright (keys that sealed nothing stored).
+        fn delete_record_keys(&mut self, ids: &[i64]) -> QueryResult<usize>;
         /// Erases a record key: `wrapped` to NULL. Returns the rows changed.
         fn erase_record_key(&mut self, id: i64, now: i64) -> QueryResult<usize>;
         /// Up to `limit` wrapped (not erased) record keys after `after`, in
@@ -324,6 +326,17 @@ macro_rules! impl_keystore_connection {
                     );
                 }
                 Ok(rows)
+            }
+            fn delete_record_keys(&mut self, ids: &[i64]) -> QueryResult<usize> {
+                let mut n = 0;
+                for chunk in ids.chunks(1000) {
+                    n += diesel::delete(
+                        fieldseal_record_keys::table
+                            .filter(fieldseal_record_keys::id.eq_any(chunk)),
+                    )
+                    .execute(self)?;
+                }
+                Ok(n)
             }
             fn erase_record_key(&mut self, id: i64, now: i64) -> QueryResult<usize> {
                 diesel::update(
