@@ -636,7 +636,8 @@ fn write(
         batch.record_keys.iter().flatten().cloned().collect()
     };
     let stored = own_keys(batch);
-    if !(on_error == OnBadRow::Abort && !batch.bad.is_empty()) && !stored.is_empty() {
+    let stops_here = on_error == OnBadRow::Abort && !batch.bad.is_empty();
+    if !stops_here && !stored.is_empty() {
         // Per-user keys: the rows' own keys go into the key store before
         // the rows.
         session.store_record_keys(&stored)?;

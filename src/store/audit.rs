@@ -46,6 +46,10 @@ pub struct HeadRow {
     pub mac: Vec<u8>,
 }
 
+/// What [`append`] asks for: the entry and the new head, from the head
+/// as read.
+pub type MakeEntry<'a> = dyn FnMut(Option<&HeadRow>) -> QueryResult<(EntryRow, HeadRow)> + 'a;
+
 /// Appends one entry: reads the head inside a write transaction, lets
 /// `make` build the entry and the new head from it, inserts the entry and
 /// swaps the head (only if it is still the one read). `Ok(false)` when
@@ -54,10 +58,7 @@ pub struct HeadRow {
 ///
 /// # Errors
 /// Database errors (a cluster conflict classified as transient).
-pub fn append(
-    db: &mut Db,
-    make: &mut dyn FnMut(Option<&HeadRow>) -> QueryResult<(EntryRow, HeadRow)>,
-) -> QueryResult<bool> {
+pub fn append(db: &mut Db, make: &mut MakeEntry<'_>) -> QueryResult<bool> {
     with_conn!(db, |conn| conn.write_unit(|conn| {
         let head: Option<HeadRow> = fieldseal_audit_head::table
             .find(1)
