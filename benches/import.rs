@@ -18,6 +18,12 @@
 //! - (d) export, decrypting every row;
 //! - (e) a plaintext read of (b)'s rows, written as CSV the same way;
 //! - (f) `keys rotate`: re-encrypting every row under a new data key;
+//! - (g) `adopt` of an AES-CBC table;
+//! - (h) the import of (a) with per-user keys (a random key per record,
+//!   wrapped and stored in the key store);
+//! - (i) `keys rotate` with per-user keys: re-wrapping every record's key,
+//!   no row touched;
+//! - (a) again without its audit entry, and the cost of one entry;
 //!
 //! and prints rows/s (the median of `--repeat` runs, default 3) with the
 //! ratios a/b, a/c and d/e, the encrypted import with INSERT batches
@@ -30,7 +36,7 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use fieldseal::{MasterSecret, Sealed, SecretKey};
 use fieldseal_tool::app::import::{self, ImportOptions, RecordSealer, RejectSink, Rejection};
-use fieldseal_tool::app::{keys, records, rotate, AppError, RecordInput, Session};
+use fieldseal_tool::app::{audit, keys, records, rotate, AppError, RecordInput, Session};
 use fieldseal_tool::store::schema::users;
 use fieldseal_tool::store::users::NewUserRow;
 use fieldseal_tool::store::DbUrl;
@@ -234,6 +240,7 @@ fn run(
     let (mut a, mut a_ins, mut b, mut c, mut d, mut e) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut r = vec![];
+    let (mut h, mut i, mut a0, mut entry) = (vec![], vec![], vec![], vec![]);
     let mut peak = 0;
     let mut rss_before = 0;
     for rep in 1..=reps {
@@ -283,7 +290,35 @@ fn run(
             Ok(())
         })?);
         g.push(adopt_once(adopt_url, &legacy_path, rows)?);
+        // The audit trail: (a) wrote one entry for its run; the same
+        // import through import_with writes none.
+        truncate(&mut session, "users")?;
+        truncate(&mut session, "fieldseal_imports")?;
+        let keyring = std::sync::Arc::clone(&session.keyring);
+        a0.push(timed(|| {
+            import_once(&mut session, &csv_path, Some(keyring.as_ref()), true)
+        })?);
+        entry.push(timed(|| {
+            for _ in 0..100 {
+                audit::log(&mut session, audit::Op::Import, None, Some(1), true, "bench")?;
+            }
+            Ok(())
+        })? / 100.0);
+        // (h) and (i): the same import and rotation with per-user keys.
+        truncate(&mut session, "users")?;
+        truncate(&mut session, "fieldseal_imports")?;
+        session = session.with_per_user_keys(true);
+        h.push(timed(|| import_once(&mut session, &csv_path, None, true))?);
+        i.push(timed(|| {
+            let report = rotate::rotate(&mut session, 1000, &mut |_| {})?;
+            assert_eq!(report.rewrapped, rows);
+            assert_eq!(report.rewritten, 0);
+            Ok(())
+        })?);
+        session = session.with_per_user_keys(false);
+        truncate(&mut session, "fieldseal_record_keys")?;
     }
+    let (h, i, a0, entry) = (median(h), median(i), median(a0), median(entry));
     let g = median(g);
     let r = median(r);
     let (a, a_ins, b, c, d, e) = (
@@ -307,6 +342,9 @@ fn run(
         ("(e) plaintext read of the same rows, as CSV", e),
         ("(f) keys rotate: re-encrypt every row under a new key", r),
         ("(g) adopt an AES-CBC users table (name, age) in place", g),
+        ("(h) import with per-user keys (a key per record)", h),
+        ("(i) keys rotate with per-user keys: re-wrap every key", i),
+        ("    (a) without its audit entry (import_with)", a0),
         (
             "    sealing alone (2 fields + 2 blind indexes), 1 thread",
             f,
@@ -328,6 +366,21 @@ fn run(
     println!(
         "g/a = {:.2}   (adoption against import, rows/s; target >= 0.8)",
         a / g
+    );
+    println!(
+        "h/a = {:.2}   (import with per-user keys against keyring-wide)",
+        a / h
+    );
+    println!(
+        "i/f = {:.2}   (per-user rotation, re-wrapping keys, against re-encrypting rows)",
+        r / i
+    );
+    println!(
+        "audit trail: one entry per import run, {:.2} ms = {:.4}% of (a); (a) with it against \
+         without: {:.3}",
+        entry * 1000.0,
+        entry / a * 100.0,
+        a0 / a
     );
     println!("LOAD DATA vs INSERT batches, encrypted: {:.2}x", a_ins / a);
     println!(

@@ -170,11 +170,7 @@ impl RecordKeys {
             0
         } else {
             conn.write_transaction(|conn| {
-                let mut n = 0u64;
-                for (id, old, new) in &moved {
-                    n += u64::from(conn.swap_record_key(*id, old, new)?);
-                }
-                Ok::<_, Error>(n)
+                Ok::<_, Error>(conn.swap_record_keys(&moved)? as u64)
             })?
         };
         Ok(RewrapStep { next, rewrapped })

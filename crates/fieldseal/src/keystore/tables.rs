@@ -180,9 +180,10 @@ pub(crate) mod sealed {
         /// Up to `limit` wrapped (not erased) record keys after `after`, in
         /// reference order.
         fn record_key_page(&mut self, after: i64, limit: i64) -> QueryResult<Vec<RecordKeyRow>>;
-        /// Replaces a wrapped record key only if it is still `old` (never
-        /// bringing back an erased one). Returns whether it did.
-        fn swap_record_key(&mut self, id: i64, old: &[u8], new: &[u8]) -> QueryResult<bool>;
+        /// Replaces wrapped record keys, each only if it is still `old`
+        /// (never bringing back an erased one), in one statement. Returns
+        /// how many it replaced.
+        fn swap_record_keys(&mut self, swaps: &[(i64, Vec<u8>, Vec<u8>)]) -> QueryResult<usize>;
         /// (wrapped, erased) record key counts.
         fn count_record_keys(&mut self) -> QueryResult<(i64, i64)>;
         /// A transaction that reads, then writes. On SQLite it takes the
@@ -230,6 +231,49 @@ fn mysql_commit(conn: &mut diesel::MysqlConnection) -> QueryResult<()> {
     }
 }
 
+/// One `UPDATE` swapping many record keys, each only where its stored
+/// wrap is still the old one: `CASE` on the id for the new value and the
+/// condition. The ids are integers and the wraps are written as hex
+/// literals (`blob`), so nothing is spliced in as text; a wrap is not
+/// secret (it is what the table holds).
+#[cfg(any(feature = "mysql", feature = "sqlite", feature = "postgres"))]
+fn swap_sql(swaps: &[(i64, Vec<u8>, Vec<u8>)], blob: fn(&[u8]) -> String) -> String {
+    use std::fmt::Write as _;
+    let mut new = String::from("CASE id");
+    let mut old = String::from("CASE id");
+    let mut ids = String::new();
+    for (i, (id, was, now)) in swaps.iter().enumerate() {
+        let _ = write!(new, " WHEN {id} THEN {}", blob(now));
+        let _ = write!(old, " WHEN {id} THEN {}", blob(was));
+        let _ = write!(ids, "{}{id}", if i == 0 { "" } else { "," });
+    }
+    format!(
+        "UPDATE fieldseal_record_keys SET wrapped = {new} END \
+         WHERE id IN ({ids}) AND wrapped = {old} END"
+    )
+}
+
+/// `X'…'`: MySQL's and SQLite's blob literal.
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+fn x_blob(bytes: &[u8]) -> String {
+    format!("X'{}'", hex(bytes))
+}
+
+/// PostgreSQL's bytea literal.
+#[cfg(feature = "postgres")]
+fn pg_blob(bytes: &[u8]) -> String {
+    format!("decode('{}', 'hex')", hex(bytes))
+}
+
+#[cfg(any(feature = "mysql", feature = "sqlite", feature = "postgres"))]
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 /// The other backends: Diesel's own commit follows.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn no_early_commit<C>(_: &mut C) -> QueryResult<()> {
@@ -237,7 +281,7 @@ fn no_early_commit<C>(_: &mut C) -> QueryResult<()> {
 }
 
 macro_rules! impl_keystore_connection {
-    ($feature:literal, $conn:ty, $v1:literal, $v2:literal, $v3:literal, $begin:ident, $commit:ident) => {
+    ($feature:literal, $conn:ty, $v1:literal, $v2:literal, $v3:literal, $begin:ident, $commit:ident, $blob:expr) => {
         #[cfg(feature = $feature)]
         impl KeyStoreConnection for $conn {}
 
@@ -363,15 +407,12 @@ macro_rules! impl_keystore_connection {
                     .select(RecordKeyRow::as_select())
                     .load(self)
             }
-            fn swap_record_key(&mut self, id: i64, old: &[u8], new: &[u8]) -> QueryResult<bool> {
-                diesel::update(
-                    fieldseal_record_keys::table
-                        .filter(fieldseal_record_keys::id.eq(id))
-                        .filter(fieldseal_record_keys::wrapped.eq(old)),
-                )
-                .set(fieldseal_record_keys::wrapped.eq(new))
-                .execute(self)
-                .map(|n| n == 1)
+            fn swap_record_keys(&mut self, swaps: &[(i64, Vec<u8>, Vec<u8>)]) -> QueryResult<usize> {
+                let mut n = 0;
+                for chunk in swaps.chunks(1000) {
+                    n += diesel::sql_query(swap_sql(chunk, $blob)).execute(self)?;
+                }
+                Ok(n)
             }
             fn count_record_keys(&mut self) -> QueryResult<(i64, i64)> {
                 let live = fieldseal_record_keys::table
@@ -404,7 +445,8 @@ impl_keystore_connection!(
     "mysql-v2.sql",
     "mysql-v3.sql",
     transaction,
-    mysql_commit
+    mysql_commit,
+    x_blob
 );
 impl_keystore_connection!(
     "sqlite",
@@ -413,7 +455,8 @@ impl_keystore_connection!(
     "sqlite-v2.sql",
     "sqlite-v3.sql",
     immediate_transaction,
-    no_early_commit
+    no_early_commit,
+    x_blob
 );
 impl_keystore_connection!(
     "postgres",
@@ -422,5 +465,6 @@ impl_keystore_connection!(
     "postgres-v2.sql",
     "postgres-v3.sql",
     transaction,
-    no_early_commit
+    no_early_commit,
+    pg_blob
 );
