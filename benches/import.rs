@@ -230,6 +230,19 @@ fn run(
         Ok(())
     })?;
 
+    // The same with a key per record (per-user keys): a new key, its wrap.
+    let f_own = timed(|| {
+        let input = fieldseal_tool::app::RecordInput::parse(
+            "Zoë Müller 123456",
+            Some("user123456@example.org"),
+            "42",
+        )?;
+        for _ in 0..rows {
+            std::hint::black_box(records::seal_own(&session.keyring, &input)?);
+        }
+        Ok(())
+    })?;
+
     // (g)'s legacy table, as an AES-CBC app left it (seed-002 style: id,
     // name, age; no email), as tab-separated text LOAD DATA reads.
     let legacy_path = dir.path().join("legacy.tsv");
@@ -298,12 +311,21 @@ fn run(
         a0.push(timed(|| {
             import_once(&mut session, &csv_path, Some(keyring.as_ref()), true)
         })?);
-        entry.push(timed(|| {
-            for _ in 0..100 {
-                audit::log(&mut session, audit::Op::Import, None, Some(1), true, "bench")?;
-            }
-            Ok(())
-        })? / 100.0);
+        entry.push(
+            timed(|| {
+                for _ in 0..100 {
+                    audit::log(
+                        &mut session,
+                        audit::Op::Import,
+                        None,
+                        Some(1),
+                        true,
+                        "bench",
+                    )?;
+                }
+                Ok(())
+            })? / 100.0,
+        );
         // (h) and (i): the same import and rotation with per-user keys.
         truncate(&mut session, "users")?;
         truncate(&mut session, "fieldseal_imports")?;
@@ -317,6 +339,7 @@ fn run(
         })?);
         session = session.with_per_user_keys(false);
         truncate(&mut session, "fieldseal_record_keys")?;
+        truncate(&mut session, "fieldseal_imports")?;
     }
     let (h, i, a0, entry) = (median(h), median(i), median(a0), median(entry));
     let g = median(g);
@@ -349,6 +372,7 @@ fn run(
             "    sealing alone (2 fields + 2 blind indexes), 1 thread",
             f,
         ),
+        ("    the same with a new key per record, wrapped", f_own),
     ] {
         println!("{label:<58} {secs:>9.2} {:>12.0}", rate(secs));
     }

@@ -371,7 +371,8 @@ fn warn_if_exposed(path: &std::path::Path, items: &[(String, zeroize::Zeroizing<
                     | "FIELDSEAL_INDEX_KEY"
                     | "FIELDSEAL_NEW_PASSPHRASE"
                     | "FIELDSEAL_NEW_MASTER_KEY"
-            ) || (key == "DATABASE_URL" && url_has_password(value))
+            ) || (matches!(key.as_str(), "DATABASE_URL" | "FIELDSEAL_KEYSTORE_URL")
+                && url_has_password(value))
         });
         if let Some((key, _)) = secret {
             eprintln!(

@@ -17,6 +17,14 @@
 //!   blind-index keys. From `FIELDSEAL_KEYS` ([`Keyring::from_env`]) or from
 //!   wrapped keys in the database ([`KeyStore`]).
 //! - [`Keyring::blind_index`]: HMAC-SHA256 equality indexes for search.
+//! - Per-user keys: a [`RecordKey`] per row or person
+//!   ([`Keyring::new_record_key`]), kept wrapped in the key store
+//!   ([`RecordKeys::store`], [`RecordKeys::load`]), re-wrapped by a
+//!   rotation ([`RecordKeys::rewrap_all`]) and destroyed to erase every
+//!   copy of that row's values, backups included ([`RecordKeys::destroy`]);
+//!   [`Keyring::open_with`] opens values of either kind.
+//! - [`Keyring::audit_mac`]: an HMAC under the key store's audit key, for
+//!   a tamper-evident audit trail.
 //!
 //! Features: `mysql`, `sqlite`, `postgres` (none by default; each links
 //! only its own client library). The README covers setup, the key store,

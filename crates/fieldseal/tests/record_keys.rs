@@ -96,6 +96,8 @@ backend_tests!(
 
         let rotated = KeyStore::add_data_key(conn, &master).unwrap();
         assert_eq!(rotated.active_key_id(), 2);
+        // A value under its own key is not re-sealed: its key is re-wrapped.
+        assert!(rotated.reseal(&sealed[0].1).unwrap().is_none());
         let mut calls = 0;
         let n = RecordKeys::rewrap_all(conn, &rotated, 10, &mut |_| {
             calls += 1;

@@ -391,12 +391,18 @@ impl Keyring {
     /// Re-seals a value under the active key when another key of the ring
     /// sealed it: the step of a key rotation. `None` when the value is
     /// already under the active key, so a rotation loop can stop and start
-    /// again at any point.
+    /// again at any point; `None` too for a value under a record's own key
+    /// (per-user keys), whose key a rotation re-wraps instead.
     ///
     /// # Errors
     /// A [`DecryptError`] (as [`Error::Decrypt`]) when the value does not
     /// open; [`Error::TooLarge`].
     pub fn reseal<C: Context>(&self, sealed: &Sealed<C>) -> Result<Option<Sealed<C>>> {
+        if sealed.record_key().is_some() {
+            // Under its record's own key: a rotation re-wraps that key
+            // (RecordKeys::rewrap_all) and leaves the value alone.
+            return Ok(None);
+        }
         let ciphertext = sealed.as_bytes();
         let header = Header::parse(ciphertext).map_err(|k| DecryptError::new(k, C::NAME))?;
         if header.key_id == self.active {

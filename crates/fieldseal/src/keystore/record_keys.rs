@@ -34,7 +34,10 @@ impl RecordKeys {
                 erased_at: None,
             })
             .collect();
-        Ok(conn.insert_record_keys(&rows)?)
+        // One transaction: a commit (a log flush) per call, not per
+        // statement.
+        conn.write_transaction(|conn| conn.insert_record_keys(&rows))?;
+        Ok(())
     }
 
     /// Loads and unwraps the record keys with these references. An erased
@@ -169,9 +172,7 @@ impl RecordKeys {
         let rewrapped = if moved.is_empty() {
             0
         } else {
-            conn.write_transaction(|conn| {
-                Ok::<_, Error>(conn.swap_record_keys(&moved)? as u64)
-            })?
+            conn.write_transaction(|conn| Ok::<_, Error>(conn.swap_record_keys(&moved)? as u64))?
         };
         Ok(RewrapStep { next, rewrapped })
     }

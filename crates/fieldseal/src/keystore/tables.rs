@@ -268,10 +268,12 @@ fn pg_blob(bytes: &[u8]) -> String {
 #[cfg(any(feature = "mysql", feature = "sqlite", feature = "postgres"))]
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The other backends: Diesel's own commit follows.
@@ -352,7 +354,7 @@ macro_rules! impl_keystore_connection {
                     .map(drop)
             }
             fn insert_record_keys(&mut self, rows: &[RecordKeyRow]) -> QueryResult<()> {
-                for chunk in rows.chunks(500) {
+                for chunk in rows.chunks(2000) {
                     diesel::insert_into(fieldseal_record_keys::table)
                         .values(chunk)
                         .execute(self)?;
@@ -407,7 +409,10 @@ macro_rules! impl_keystore_connection {
                     .select(RecordKeyRow::as_select())
                     .load(self)
             }
-            fn swap_record_keys(&mut self, swaps: &[(i64, Vec<u8>, Vec<u8>)]) -> QueryResult<usize> {
+            fn swap_record_keys(
+                &mut self,
+                swaps: &[(i64, Vec<u8>, Vec<u8>)],
+            ) -> QueryResult<usize> {
                 let mut n = 0;
                 for chunk in swaps.chunks(1000) {
                     n += diesel::sql_query(swap_sql(chunk, $blob)).execute(self)?;
