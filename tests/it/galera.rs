@@ -288,10 +288,16 @@ fn writers_on_three_nodes_keep_one_audit_chain_and_forget_everywhere() {
             let (db, dir) = (&db, dir.path());
             s.spawn(move || {
                 for i in 0..EACH {
-                    let (name, email) = (format!("N{node} P{i}"), format!("n{node}p{i}@example.org"));
-                    let out = tool(db, node, dir, &["add", "--name", &name, "--email", &email, "--age", "30"])
-                        .output()
-                        .unwrap();
+                    let (name, email) =
+                        (format!("N{node} P{i}"), format!("n{node}p{i}@example.org"));
+                    let out = tool(
+                        db,
+                        node,
+                        dir,
+                        &["add", "--name", &name, "--email", &email, "--age", "30"],
+                    )
+                    .output()
+                    .unwrap();
                     assert!(out.status.success(), "node {node}: {}", stderr(&out));
                     assert!(!stderr(&out).contains("Deadlock"), "{}", stderr(&out));
                 }
@@ -299,17 +305,29 @@ fn writers_on_three_nodes_keep_one_audit_chain_and_forget_everywhere() {
         }
     });
     let mut c = synced(&db, 2);
-    assert_eq!(count(&mut c, "SELECT COUNT(*) AS n FROM users WHERE key_id = -1"), 24);
-    let verified = ok(tool(&db, 2, dir.path(), &["audit", "verify"]).output().unwrap());
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) AS n FROM users WHERE key_id = -1"),
+        24
+    );
+    let verified = ok(tool(&db, 2, dir.path(), &["audit", "verify"])
+        .output()
+        .unwrap());
     assert!(verified.contains("intact: 25 entries"), "{verified}");
     let id = count(&mut c, "SELECT MIN(id) AS n FROM users").to_string();
-    ok(tool(&db, 0, dir.path(), &["forget", &id, "--yes"]).output().unwrap());
+    ok(tool(&db, 0, dir.path(), &["forget", &id, "--yes"])
+        .output()
+        .unwrap());
     let mut c = synced(&db, 1);
     assert_eq!(
-        count(&mut c, "SELECT COUNT(*) AS n FROM fieldseal_record_keys WHERE wrapped IS NULL"),
+        count(
+            &mut c,
+            "SELECT COUNT(*) AS n FROM fieldseal_record_keys WHERE wrapped IS NULL"
+        ),
         1
     );
     assert_eq!(count(&mut c, "SELECT COUNT(*) AS n FROM users"), 23);
-    let verified = ok(tool(&db, 1, dir.path(), &["audit", "verify"]).output().unwrap());
+    let verified = ok(tool(&db, 1, dir.path(), &["audit", "verify"])
+        .output()
+        .unwrap());
     assert!(verified.contains("intact: 27 entries"), "{verified}");
 }

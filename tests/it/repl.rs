@@ -618,3 +618,71 @@ fn ctrl_c_stops_long_work_at_a_safe_point() {
     p.send_line("quit").unwrap();
     assert_exited_zero(&mut p);
 }
+
+/// "Forget a record" at the prompt: the confirmation names the record and
+/// says what is destroyed; "n" keeps it; through the menu, "y" destroys its
+/// key and deletes it.
+fn forget_at_the_prompt(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let added = std::process::Command::new(env!("CARGO_BIN_EXE_fieldseal"))
+        .args([
+            "add",
+            "--name",
+            "Ada Lovelace",
+            "--email",
+            "ada@example.org",
+            "--age",
+            "36",
+        ])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("FIELDSEAL_PASSPHRASE", PASS)
+        .env("FIELDSEAL_PER_USER_KEYS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let mut p = spawn(&db, dir.path(), "");
+    prompt(&mut p);
+    p.send_line("forget 1").unwrap();
+    p.exp_string("Forget record 1 (Ada Lovelace, ada@example.org, age 36)? Its key is destroyed")
+        .expect("the confirmation names the record");
+    p.send_line("n").unwrap();
+    p.exp_string("Nothing forgotten.").unwrap();
+    prompt(&mut p);
+    p.send_line("").unwrap();
+    p.exp_string("What do you want to do?").expect("the menu");
+    p.send("forget a rec").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("Id of the record to forget").unwrap();
+    p.send_line("1").unwrap();
+    p.exp_string("Forget record 1 (Ada Lovelace").unwrap();
+    p.send_line("y").unwrap();
+    p.exp_string("Forgot record 1: its key is destroyed and its row deleted.")
+        .expect("forgotten");
+    prompt(&mut p);
+    p.send_line("quit").unwrap();
+    assert_exited_zero(&mut p);
+
+    let mut s = session(&db);
+    assert_eq!(records::count(&mut s).unwrap(), 0);
+    let trail = fieldseal_tool::app::audit::show(&mut s, Some(1), None).unwrap();
+    let ops: Vec<&str> = trail.iter().map(|e| e.operation.as_str()).collect();
+    assert_eq!(ops, ["add", "forget"]);
+    assert_eq!(trail[1].detail, "own key destroyed, row deleted");
+}
+
+#[test]
+fn forget_at_the_prompt_sqlite() {
+    forget_at_the_prompt(TestDb::sqlite());
+}
+
+#[test]
+fn forget_at_the_prompt_mysql() {
+    if let Some(db) = TestDb::mysql() {
+        forget_at_the_prompt(db);
+    }
+}

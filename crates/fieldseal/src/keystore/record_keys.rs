@@ -141,7 +141,8 @@ impl RecordKeys {
     }
 
     /// One step of [`RecordKeys::rewrap_all`]: the next `batch` stored keys
-    /// after reference `after`, re-wrapped in one transaction. For callers
+    /// after position `after` (0 to start; then [`RewrapStep::next`]),
+    /// re-wrapped in one transaction. For callers
     /// that do their own work between batches (progress, a lease).
     ///
     /// # Errors
@@ -153,20 +154,20 @@ impl RecordKeys {
         batch: usize,
     ) -> Result<RewrapStep> {
         let limit = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-        let page = conn.record_key_page(to_id(after), limit)?;
+        let page = conn.record_key_page(i64::try_from(after).unwrap_or(i64::MAX), limit)?;
         let next = match page.last() {
-            Some(last) if page.len() as i64 == limit => Some(last.id.unsigned_abs()),
+            Some((seq, _)) if page.len() as i64 == limit => Some(seq.unsigned_abs()),
             _ => None,
         };
         let mut moved = Vec::new();
-        for row in page {
+        for (seq, row) in page {
             let Some(old) = row.wrapped else { continue };
             let current = WrappedRecordKey {
                 reference: row.id.unsigned_abs(),
                 wrapped: old,
             };
             if let Some(new) = keyring.rewrap_record_key(&current)? {
-                moved.push((row.id, current.wrapped, new.wrapped));
+                moved.push((seq, current.wrapped, new.wrapped));
             }
         }
         let rewrapped = if moved.is_empty() {
@@ -188,12 +189,12 @@ impl RecordKeys {
         let mut after = 0i64;
         loop {
             let page = conn.record_key_page(after, PAGE)?;
-            let Some(last) = page.last() else {
+            let Some((last, _)) = page.last() else {
                 return Ok(ids);
             };
-            after = last.id;
+            after = *last;
             let full = page.len() as i64 == PAGE;
-            for row in page {
+            for (_, row) in page {
                 let wrapped = WrappedRecordKey {
                     reference: row.id.unsigned_abs(),
                     wrapped: row.wrapped.unwrap_or_default(),
@@ -229,7 +230,8 @@ impl RecordKeys {
 /// What one [`RecordKeys::rewrap_batch`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RewrapStep {
-    /// Where the next batch starts (`after`), or `None`: this was the last.
+    /// Where the next batch starts (its `after`: a position in the table's
+    /// storage order), or `None`: this was the last.
     pub next: Option<u64>,
     /// Keys re-wrapped in this batch.
     pub rewrapped: u64,

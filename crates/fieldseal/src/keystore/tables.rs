@@ -30,6 +30,7 @@ diesel::table! {
 
 diesel::table! {
     fieldseal_record_keys (id) {
+        seq -> BigInt,
         id -> BigInt,
         wrapped -> Nullable<Binary>,
         created_at -> BigInt,
@@ -177,12 +178,16 @@ pub(crate) mod sealed {
         fn delete_record_keys(&mut self, ids: &[i64]) -> QueryResult<usize>;
         /// Erases a record key: `wrapped` to NULL. Returns the rows changed.
         fn erase_record_key(&mut self, id: i64, now: i64) -> QueryResult<usize>;
-        /// Up to `limit` wrapped (not erased) record keys after `after`, in
-        /// reference order.
-        fn record_key_page(&mut self, after: i64, limit: i64) -> QueryResult<Vec<RecordKeyRow>>;
-        /// Replaces wrapped record keys, each only if it is still `old`
-        /// (never bringing back an erased one), in one statement. Returns
-        /// how many it replaced.
+        /// Up to `limit` wrapped (not erased) record keys after position
+        /// `after`, in storage order, each with its position.
+        fn record_key_page(
+            &mut self,
+            after: i64,
+            limit: i64,
+        ) -> QueryResult<Vec<(i64, RecordKeyRow)>>;
+        /// Replaces wrapped record keys (by position), each only if it is
+        /// still `old` (never bringing back an erased one), in one
+        /// statement. Returns how many it replaced.
         fn swap_record_keys(&mut self, swaps: &[(i64, Vec<u8>, Vec<u8>)]) -> QueryResult<usize>;
         /// (wrapped, erased) record key counts.
         fn count_record_keys(&mut self) -> QueryResult<(i64, i64)>;
@@ -232,15 +237,16 @@ fn mysql_commit(conn: &mut diesel::MysqlConnection) -> QueryResult<()> {
 }
 
 /// One `UPDATE` swapping many record keys, each only where its stored
-/// wrap is still the old one: `CASE` on the id for the new value and the
-/// condition. The ids are integers and the wraps are written as hex
+/// wrap is still the old one: `CASE` on the position (`seq`, the
+/// clustered key) for the new value and the condition. The positions are
+/// integers and the wraps are written as hex
 /// literals (`blob`), so nothing is spliced in as text; a wrap is not
 /// secret (it is what the table holds).
 #[cfg(any(feature = "mysql", feature = "sqlite", feature = "postgres"))]
 fn swap_sql(swaps: &[(i64, Vec<u8>, Vec<u8>)], blob: fn(&[u8]) -> String) -> String {
     use std::fmt::Write as _;
-    let mut new = String::from("CASE id");
-    let mut old = String::from("CASE id");
+    let mut new = String::from("CASE seq");
+    let mut old = String::from("CASE seq");
     let mut ids = String::new();
     for (i, (id, was, now)) in swaps.iter().enumerate() {
         let _ = write!(new, " WHEN {id} THEN {}", blob(now));
@@ -249,7 +255,7 @@ fn swap_sql(swaps: &[(i64, Vec<u8>, Vec<u8>)], blob: fn(&[u8]) -> String) -> Str
     }
     format!(
         "UPDATE fieldseal_record_keys SET wrapped = {new} END \
-         WHERE id IN ({ids}) AND wrapped = {old} END"
+         WHERE seq IN ({ids}) AND wrapped = {old} END"
     )
 }
 
@@ -400,13 +406,13 @@ macro_rules! impl_keystore_connection {
                 &mut self,
                 after: i64,
                 limit: i64,
-            ) -> QueryResult<Vec<RecordKeyRow>> {
+            ) -> QueryResult<Vec<(i64, RecordKeyRow)>> {
                 fieldseal_record_keys::table
-                    .filter(fieldseal_record_keys::id.gt(after))
+                    .filter(fieldseal_record_keys::seq.gt(after))
                     .filter(fieldseal_record_keys::wrapped.is_not_null())
-                    .order(fieldseal_record_keys::id)
+                    .order(fieldseal_record_keys::seq)
                     .limit(limit)
-                    .select(RecordKeyRow::as_select())
+                    .select((fieldseal_record_keys::seq, RecordKeyRow::as_select()))
                     .load(self)
             }
             fn swap_record_keys(
