@@ -49,7 +49,7 @@ pub mod fuzzing {
         pub(crate) use crate::app::import::Rejection;
     }
     #[cfg(fuzzing)]
-    use crate::app::import::RecordSealer;
+    use crate::app::import::{RecordSealer, Sealed};
 
     /// The import of a CSV file up to the database: header, then every
     /// record parsed, validated and sealed, as `app::import::import_with`
