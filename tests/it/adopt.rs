@@ -531,3 +531,59 @@ tool_tests!(a_plaintext_table_without_emails, |tool| {
     assert!(found.contains("2,Charles Babbage,,79,"), "{found}");
     assert!(!contains(&tool.db.dump(), b"Ada Lovelace"));
 });
+
+tool_tests!(adopted_rows_get_their_own_keys_with_per_user_keys, |tool| {
+    legacy_table(&tool, 1200, |i, p| aes_cbc(p, i));
+    // A last row whose email repeats the first row's: refused by the unique
+    // index in a later batch, after its batch's keys were stored.
+    sql(
+        &tool,
+        &format!(
+            "INSERT INTO users (id, name, email, age) VALUES (9999, {}, {}, 5)",
+            lit(&aes_cbc("Late Duplicate", 9999)),
+            lit(&aes_cbc("user1@example.org", 10_000))
+        ),
+    );
+    let key = key_file(&tool);
+    let out = tool
+        .cmd(
+            PASS,
+            &[
+                "adopt",
+                "--from",
+                "aes-cbc",
+                "--legacy-key-file",
+                &key,
+                "--batch-size",
+                "500",
+                "--on-error",
+                "skip",
+            ],
+        )
+        .env("FIELDSEAL_PER_USER_KEYS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("legacy row 9999: skipped"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(records(&tool), expected(1200));
+    let rows = tool.raw_rows();
+    assert!(
+        rows.iter().all(|r| r.1[0] == 2 && r.4 == -1),
+        "every row under its own key"
+    );
+    assert_eq!(
+        count(
+            &tool,
+            "SELECT COUNT(*) AS n FROM fieldseal_record_keys WHERE wrapped IS NOT NULL"
+        ),
+        1200,
+        "one key per adopted row; the refused row's key discarded"
+    );
+    let forgotten = tool.run(&["forget", "6", "--yes"]);
+    assert!(forgotten.status.success(), "{}", stderr(&forgotten));
+    assert!(stderr(&forgotten).contains("its key is destroyed"));
+});
