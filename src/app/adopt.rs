@@ -497,13 +497,15 @@ pub fn adopt(
             format!("from {}: failed", options.source.name()),
         ),
     };
-    match super::audit::log(session, super::audit::Op::Adopt, None, count, ok, &detail) {
-        Err(e) if result.is_ok() => Err(AdoptError::App(AppError::Audit {
-            operation: "adoption",
-            cause: e.to_string(),
-        })),
-        _ => result,
-    }
+    super::audit::log_run(
+        session,
+        super::audit::Op::Adopt,
+        count,
+        ok,
+        &detail,
+        result,
+        AdoptError::App,
+    )
 }
 
 fn adopt_now(
@@ -664,16 +666,8 @@ fn write(
                 checked = true;
                 reject_existing(session, batch)?;
                 // The refused rows' own keys seal nothing: remove them.
-                let kept: std::collections::HashSet<u64> =
-                    own_keys(batch).iter().map(|k| k.reference).collect();
-                let unused: Vec<u64> = stored
-                    .iter()
-                    .map(|k| k.reference)
-                    .filter(|r| !kept.contains(r))
-                    .collect();
-                if !unused.is_empty() {
-                    session.discard_record_keys(&unused)?;
-                }
+                let kept = own_keys(batch).iter().map(|k| k.reference).collect();
+                session.discard_record_keys(stored.iter().map(|k| k.reference), &kept)?;
             }
             Committed::DuplicateEmail => {
                 return Err(AdoptError::Table(format!(

@@ -109,12 +109,8 @@ pub fn audited<T>(
     match work(session) {
         Ok(value) => {
             let (rec, count, detail) = describe(&value);
-            log(session, op, rec.or(record), count, true, &detail).map_err(|e| {
-                AppError::Audit {
-                    operation: op.as_str(),
-                    cause: e.to_string(),
-                }
-            })?;
+            log(session, op, rec.or(record), count, true, &detail)
+                .map_err(|e| entry_failed(op, &e))?;
             Ok(value)
         }
         Err(e) => {
@@ -123,6 +119,37 @@ pub fn audited<T>(
             let _ = log(session, op, record, None, false, e.kind());
             Err(e)
         }
+    }
+}
+
+/// Records a whole run (an import, export or adoption: one entry, not
+/// one per row) after it ended with `result`: `ok`, `count` and `detail`
+/// describe it. When the run returned normally, an entry that cannot be
+/// written is its error (through `wrap`); after a failure, the failure is
+/// what the caller sees.
+///
+/// # Errors
+/// `result`'s error; the entry's, as [`AppError::Audit`].
+pub fn log_run<T, E>(
+    session: &mut Session,
+    op: Op,
+    count: Option<i64>,
+    ok: bool,
+    detail: &str,
+    result: Result<T, E>,
+    wrap: impl FnOnce(AppError) -> E,
+) -> Result<T, E> {
+    match log(session, op, None, count, ok, detail) {
+        Err(e) if result.is_ok() => Err(wrap(entry_failed(op, &e))),
+        _ => result,
+    }
+}
+
+/// The error of an operation that was done but could not be recorded.
+fn entry_failed(op: Op, e: &AppError) -> AppError {
+    AppError::Audit {
+        operation: op.as_str(),
+        cause: e.to_string(),
     }
 }
 

@@ -70,7 +70,7 @@ pub enum AppError {
         attempts: u32,
     },
     /// The operation was done, but its audit entry could not be written.
-    #[error("the {operation} was done, but the audit trail could not record it: {cause}")]
+    #[error("{operation}: done, but the audit trail could not record it: {cause}")]
     Audit {
         /// The operation.
         operation: &'static str,

@@ -14,14 +14,6 @@ pub mod rotate;
 pub use error::AppError;
 pub use record::{Record, RecordInput};
 
-/// [`Session::store_record_keys`], for the importer's writer.
-pub(crate) fn store_record_keys(
-    session: &mut Session,
-    keys: &[fieldseal::WrappedRecordKey],
-) -> Result<(), AppError> {
-    session.store_record_keys(keys)
-}
-
 use crate::store::Db;
 use fieldseal::{KeyStoreSession, Keyring};
 use std::sync::Arc;
@@ -118,34 +110,49 @@ impl Session {
         &mut self,
         keys: &[fieldseal::WrappedRecordKey],
     ) -> Result<(), AppError> {
-        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
-        crate::store::retry::retry(|| {
-            crate::with_conn!(&mut *db, |c| fieldseal::RecordKeys::store(c, keys)).map_err(|e| {
-                match e {
-                    fieldseal::Error::Database(d) => d,
-                    other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
-                }
-            })
-        })?;
-        Ok(())
+        self.keystore_unit(|db| crate::with_conn!(db, |c| fieldseal::RecordKeys::store(c, keys)))
     }
 
     /// Removes stored record keys whose rows were refused after the keys
-    /// were stored (they seal nothing).
+    /// were stored (they seal nothing): those in `stored` and not in `kept`.
     ///
     /// # Errors
     /// Database errors.
-    pub fn discard_record_keys(&mut self, references: &[u64]) -> Result<(), AppError> {
-        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
-        crate::store::retry::retry(|| {
-            crate::with_conn!(&mut *db, |c| fieldseal::RecordKeys::discard(c, references)).map_err(
-                |e| match e {
-                    fieldseal::Error::Database(d) => d,
-                    other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
-                },
-            )
-        })?;
-        Ok(())
+    pub fn discard_record_keys(
+        &mut self,
+        stored: impl IntoIterator<Item = u64>,
+        kept: &std::collections::HashSet<u64>,
+    ) -> Result<(), AppError> {
+        let unused: Vec<u64> = stored.into_iter().filter(|r| !kept.contains(r)).collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        self.keystore_unit(|db| {
+            crate::with_conn!(db, |c| fieldseal::RecordKeys::discard(c, &unused))
+        })
+    }
+
+    /// Runs one key-store unit of work (a whole transaction) on the key
+    /// store's database, again while the database reports a transient
+    /// conflict (as [`crate::store::retry::retry`] does for the data).
+    ///
+    /// # Errors
+    /// The unit's last error; a conflict that outlasted the retries as
+    /// [`AppError::Busy`].
+    pub(crate) fn keystore_unit<T>(
+        &mut self,
+        mut unit: impl FnMut(&mut Db) -> fieldseal::Result<T>,
+    ) -> Result<T, AppError> {
+        use crate::store::retry::{is_transient, retry_if};
+        let db = self.keystore_db();
+        retry_if(
+            |e: &fieldseal::Error| matches!(e, fieldseal::Error::Database(d) if is_transient(d)),
+            || unit(&mut *db),
+        )
+        .map_err(|e| match e {
+            fieldseal::Error::Database(d) => d.into(),
+            other => other.into(),
+        })
     }
 
     /// A new record key, stored (wrapped) in the key store before anything
@@ -169,25 +176,21 @@ impl Session {
         if references.is_empty() {
             return Ok(fieldseal::RecordKeys::new());
         }
-        let keyring = Arc::clone(&self.keyring);
-        let db = self.keystore.as_mut().unwrap_or(&mut self.db);
-        match crate::with_conn!(db, |c| fieldseal::RecordKeys::load(
-            c,
-            &keyring,
-            references.iter().copied()
-        )) {
-            Ok(keys) => Ok(keys),
+        let load = |session: &mut Session| {
+            let keyring = Arc::clone(&session.keyring);
+            crate::with_conn!(session.keystore_db(), |c| fieldseal::RecordKeys::load(
+                c,
+                &keyring,
+                references.iter().copied()
+            ))
+        };
+        match load(self) {
+            // Wrapped by a data key this session has not loaded yet.
             Err(fieldseal::Error::Decrypt(_)) => {
                 self.refresh()?;
-                let keyring = Arc::clone(&self.keyring);
-                let db = self.keystore.as_mut().unwrap_or(&mut self.db);
-                Ok(crate::with_conn!(db, |c| fieldseal::RecordKeys::load(
-                    c,
-                    &keyring,
-                    references.iter().copied()
-                ))?)
+                Ok(load(self)?)
             }
-            Err(e) => Err(e.into()),
+            other => Ok(other?),
         }
     }
 

@@ -596,22 +596,9 @@ fn forget_now(session: &mut Session, id: i64) -> Result<Forgotten, AppError> {
     // The key first: if the row's deletion then fails, the record is
     // already unreadable everywhere, and running forget again deletes it.
     for &reference in &refs {
-        let mut attempt = 0;
-        loop {
-            match crate::with_conn!(session.keystore_db(), |c| {
-                fieldseal::RecordKeys::destroy(c, reference)
-            }) {
-                Ok(_) => break,
-                Err(fieldseal::Error::Database(e))
-                    if crate::store::retry::is_transient(&e)
-                        && attempt + 1 < crate::store::retry::ATTEMPTS =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10 << attempt.min(6)));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        session.keystore_unit(|db| {
+            crate::with_conn!(db, |c| fieldseal::RecordKeys::destroy(c, reference))
+        })?;
     }
     retry(|| users::delete(&mut session.db, id))?;
     Ok(if refs.is_empty() {
@@ -647,13 +634,15 @@ pub fn export<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result
         Err(ExportError::App(e)) => (false, None, e.kind().to_owned()),
         Err(_) => (false, None, "cannot write the CSV".to_owned()),
     };
-    match audit::log(session, Op::Export, None, count, ok, &detail) {
-        Err(e) if result.is_ok() => Err(ExportError::App(AppError::Audit {
-            operation: Op::Export.as_str(),
-            cause: e.to_string(),
-        })),
-        _ => result,
-    }
+    audit::log_run(
+        session,
+        Op::Export,
+        count,
+        ok,
+        &detail,
+        result,
+        ExportError::App,
+    )
 }
 
 fn export_now<W: std::io::Write + Send>(session: &mut Session, out: W) -> Result<u64, ExportError> {

@@ -403,14 +403,10 @@ fn rewrap_record_keys(
     let mut refreshed = Instant::now();
     loop {
         session.check_interrupt()?;
-        let step = retry(|| {
-            with_conn!(session.keystore_db(), |c| RecordKeys::rewrap_batch(
+        let step = session.keystore_unit(|db| {
+            with_conn!(db, |c| RecordKeys::rewrap_batch(
                 c, &keyring, after, batch_size
             ))
-            .map_err(|e| match e {
-                fieldseal::Error::Database(d) => d,
-                other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
-            })
         })?;
         progress.rewritten += step.rewrapped;
         seen += batch_size as u64;
@@ -588,9 +584,6 @@ fn reseal<C: Context>(
     id: i64,
     sealed: &Sealed<C>,
 ) -> Result<Sealed<C>, AppError> {
-    if sealed.record_key().is_some() {
-        return Ok(sealed.clone());
-    }
     match session.keyring.reseal(sealed) {
         Ok(new) => Ok(new.unwrap_or_else(|| sealed.clone())),
         Err(fieldseal::Error::Decrypt(reason)) => Err(AppError::Decrypt { id, reason }),

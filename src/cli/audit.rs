@@ -66,8 +66,22 @@ pub fn run(session: &mut Session, args: AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_entries(entries: &[Entry], format: Format) -> anyhow::Result<()> {
+/// An entry's cells, in the columns' order (CSV and table alike).
+fn row(e: &Entry) -> [String; 8] {
     let cell = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    [
+        e.id.to_string(),
+        e.at.clone(),
+        e.user.clone(),
+        e.operation.clone(),
+        cell(e.record),
+        cell(e.count),
+        e.outcome.clone(),
+        e.detail.clone(),
+    ]
+}
+
+fn print_entries(entries: &[Entry], format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(entries)?),
         Format::Csv => {
@@ -83,16 +97,7 @@ fn print_entries(entries: &[Entry], format: Format) -> anyhow::Result<()> {
                 "detail",
             ])?;
             for e in entries {
-                w.write_record([
-                    e.id.to_string(),
-                    e.at.clone(),
-                    e.user.clone(),
-                    e.operation.clone(),
-                    cell(e.record),
-                    cell(e.count),
-                    e.outcome.clone(),
-                    e.detail.clone(),
-                ])?;
+                w.write_record(row(e))?;
             }
             w.flush()?;
         }
@@ -113,16 +118,7 @@ fn print_entries(entries: &[Entry], format: Format) -> anyhow::Result<()> {
                 "detail",
             ]);
             for e in entries {
-                table.add_row([
-                    e.id.to_string(),
-                    e.at.clone(),
-                    e.user.clone(),
-                    e.operation.clone(),
-                    cell(e.record),
-                    cell(e.count),
-                    e.outcome.clone(),
-                    e.detail.clone(),
-                ]);
+                table.add_row(row(e));
             }
             println!("{table}");
         }

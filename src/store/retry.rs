@@ -118,11 +118,23 @@ impl Classify for diesel::SqliteConnection {
 ///
 /// # Errors
 /// The unit's last error.
-pub fn retry<T>(mut unit: impl FnMut() -> QueryResult<T>) -> QueryResult<T> {
+pub fn retry<T>(unit: impl FnMut() -> QueryResult<T>) -> QueryResult<T> {
+    retry_if(is_transient, unit)
+}
+
+/// [`retry`] for a unit whose error wraps a database error (the library's
+/// key-store calls): `transient` says which errors a retry can cure.
+///
+/// # Errors
+/// The unit's last error.
+pub fn retry_if<T, E>(
+    transient: impl Fn(&E) -> bool,
+    mut unit: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut attempt = 0;
     loop {
         match unit() {
-            Err(e) if is_transient(&e) && attempt + 1 < ATTEMPTS => {
+            Err(e) if transient(&e) && attempt + 1 < ATTEMPTS => {
                 backoff(attempt);
                 attempt += 1;
             }

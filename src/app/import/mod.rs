@@ -199,16 +199,15 @@ pub fn import(
         ),
         Err(e) => (false, None, e.kind().audit_kind().to_owned()),
     };
-    match super::audit::log(session, super::audit::Op::Import, None, count, ok, &detail) {
-        Err(e) if result.is_ok() => Err(ImportError::new(
-            ImportErrorKind::App(AppError::Audit {
-                operation: "import",
-                cause: e.to_string(),
-            }),
-            path,
-        )),
-        _ => result,
-    }
+    super::audit::log_run(
+        session,
+        super::audit::Op::Import,
+        count,
+        ok,
+        &detail,
+        result,
+        |e| ImportError::new(ImportErrorKind::App(e), path),
+    )
 }
 
 /// The importer's sealer with per-user keys: each record under a new key

@@ -95,7 +95,8 @@ impl Writer<'_> {
                 let keys: Vec<fieldseal::WrappedRecordKey> =
                     batch.record_keys.iter().flatten().cloned().collect();
                 if !keys.is_empty() {
-                    crate::app::store_record_keys(self.session, &keys)
+                    self.session
+                        .store_record_keys(&keys)
                         .map_err(|e| ImportError::new(ImportErrorKind::App(e), self.path))?;
                 }
                 keys_stored = true;
@@ -129,14 +130,9 @@ impl Writer<'_> {
                     reject_existing(batch, &existing.into_iter().collect());
                     checked_existing = true;
                     // The refused rows' own keys seal nothing: remove them.
-                    let kept = own_key_refs(batch);
-                    let unused: Vec<u64> =
-                        stored.into_iter().filter(|r| !kept.contains(r)).collect();
-                    if !unused.is_empty() {
-                        self.session
-                            .discard_record_keys(&unused)
-                            .map_err(|e| ImportError::new(ImportErrorKind::App(e), self.path))?;
-                    }
+                    self.session
+                        .discard_record_keys(stored, &own_key_refs(batch))
+                        .map_err(|e| ImportError::new(ImportErrorKind::App(e), self.path))?;
                 }
                 Committed::DuplicateEmail => {
                     return Err(ImportError::new(

@@ -93,6 +93,19 @@ pub(crate) struct OpenKey {
     key: SecretKey,
 }
 
+impl OpenKey {
+    /// A new random key, active, created now.
+    fn generate(purpose: &'static str, id: u32) -> Self {
+        OpenKey {
+            purpose,
+            id,
+            state: STATE_ACTIVE.into(),
+            created_at: unix_now(),
+            key: SecretKey::generate(),
+        }
+    }
+}
+
 /// The key store as read, checked and unwrapped.
 struct Opened {
     row: KeyringRow,
@@ -147,27 +160,9 @@ impl KeyStore {
         let master_key = secret.derive(&salt, params)?;
         let now = unix_now();
         let keys = vec![
-            OpenKey {
-                purpose: PURPOSE_DATA,
-                id: 1,
-                state: STATE_ACTIVE.into(),
-                created_at: now,
-                key: SecretKey::generate(),
-            },
-            OpenKey {
-                purpose: PURPOSE_INDEX,
-                id: 1,
-                state: STATE_ACTIVE.into(),
-                created_at: now,
-                key: SecretKey::generate(),
-            },
-            OpenKey {
-                purpose: PURPOSE_AUDIT,
-                id: 1,
-                state: STATE_ACTIVE.into(),
-                created_at: now,
-                key: SecretKey::generate(),
-            },
+            OpenKey::generate(PURPOSE_DATA, 1),
+            OpenKey::generate(PURPOSE_INDEX, 1),
+            OpenKey::generate(PURPOSE_AUDIT, 1),
         ];
         let keyring_id = master::new_keyring_id().to_vec();
         let key_rows = wrap_all(&master_key, &keyring_id, &keys);
@@ -339,13 +334,7 @@ impl KeyStore {
     ) -> Result<Keyring> {
         let (keyring, _) = write(conn, secret, |mut keys| {
             if !keys.iter().any(|k| k.purpose == PURPOSE_AUDIT) {
-                keys.push(OpenKey {
-                    purpose: PURPOSE_AUDIT,
-                    id: 1,
-                    state: STATE_ACTIVE.into(),
-                    created_at: unix_now(),
-                    key: SecretKey::generate(),
-                });
+                keys.push(OpenKey::generate(PURPOSE_AUDIT, 1));
             }
             Ok(Change {
                 keys,
@@ -516,13 +505,7 @@ fn add_key<C: KeyStoreConnection>(
         {
             k.state = STATE_DECRYPT_ONLY.into();
         }
-        keys.push(OpenKey {
-            purpose,
-            id: next,
-            state: STATE_ACTIVE.into(),
-            created_at: unix_now(),
-            key: SecretKey::generate(),
-        });
+        keys.push(OpenKey::generate(purpose, next));
         Ok(Change {
             keys,
             new_master: None,
